@@ -1,0 +1,242 @@
+"""Turn a checkpoint into a ready-to-run model.
+
+Checkpoints are read without executing pickled code (``torch.load(weights_only=True)``,
+safetensors, or TorchScript for ``.pt`` files that are scripted modules), unwrapped
+by spandrel's canonicaliser plus the wrappers it does not know, and detected by the
+registry in ``archs``. When a manifest entry says which architecture to expect, a
+different detection is an error: mislabelled files exist on the Hub.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+
+from . import settings
+from .archs import noise_level_call, registry
+from .errors import ArchitectureMismatch, DeviceError, ModelLoadError, NonFiniteOutput
+
+if TYPE_CHECKING:
+    from spandrel import ImageModelDescriptor
+
+    from .manifest import ModelEntry
+
+# Wrappers seen in restoration checkpoints that spandrel's canonicaliser does not unwrap.
+_EXTRA_WRAPPERS = ("model_state",)
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a checkpoint's tensors without running arbitrary pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: weights file not found; check the path given to --weights")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            raw: Any = load_file(str(path), device="cpu")
+        else:
+            raw = _load_pickle_or_script(path)
+    except ModelLoadError:
+        raise
+    except Exception as error:  # noqa: BLE001 - every reader failure means the same to the user
+        raise ModelLoadError(
+            f"{path}: not a readable PyTorch/safetensors checkpoint ({type(error).__name__}: {error}); "
+            "re-download it or check that it is a model file"
+        ) from error
+    return _canonicalize(raw, path)
+
+
+def _load_pickle_or_script(path: Path) -> Any:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as pickle_error:  # noqa: BLE001
+        # TorchScript archives (e.g. LaMa's .pt) are zip files torch.load refuses.
+        try:
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+        except Exception:  # noqa: BLE001
+            raise pickle_error from None
+
+
+def _canonicalize(raw: Any, path: Path) -> dict[str, Any]:
+    from spandrel import canonicalize_state_dict
+
+    if not isinstance(raw, dict):
+        raise ModelLoadError(f"{path}: checkpoint holds a {type(raw).__name__}, not a state dict")
+    for key in _EXTRA_WRAPPERS:
+        if isinstance(raw.get(key), dict):
+            raw = raw[key]
+    state_dict = canonicalize_state_dict(raw)
+    if not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise ModelLoadError(f"{path}: checkpoint holds no tensors; is it a model file?")
+    return state_dict
+
+
+def resolve_device(preference: str | None = None) -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU; an explicit choice must exist."""
+    choice = settings.device_preference(preference)
+    if choice == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(choice)
+    except RuntimeError as error:
+        raise DeviceError(f"unknown device {choice!r}; use auto, cpu, cuda, cuda:N or mps") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA GPU is usable here; use --device cpu or auto")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise DeviceError(f"{choice} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("MPS was requested but is not available; use --device cpu or auto")
+    return device
+
+
+def resolve_dtype(precision: str, device: torch.device, supports_half: bool, supports_bf16: bool) -> torch.dtype:
+    """``auto``: fp16 on CUDA where the model supports it, fp32 elsewhere (CPUs gain nothing from fp16)."""
+    if precision not in PRECISIONS:
+        raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" and supports_half else torch.float32
+    dtype = _DTYPES[precision]
+    if dtype is torch.float16 and not supports_half:
+        raise DeviceError("this model does not support fp16; use --precision fp32 (or auto)")
+    if dtype is torch.bfloat16 and not supports_bf16:
+        raise DeviceError("this model does not support bf16; use --precision fp32 (or auto)")
+    if dtype is torch.float16 and device.type == "cpu":
+        raise DeviceError("fp16 is not supported on CPU; use --precision fp32 or bf16")
+    return dtype
+
+
+@dataclass
+class LoadedModel:
+    """A model on its device, with what the engine needs to know to run it."""
+
+    descriptor: ImageModelDescriptor
+    arch: str
+    scale: int
+    in_channels: int
+    out_channels: int
+    multiple_of: int
+    minimum_size: int
+    tiling_discouraged: bool
+    takes_noise_level: bool
+    device: torch.device
+    dtype: torch.dtype
+    source: str
+    model_id: str | None = None
+
+    @torch.inference_mode()
+    def __call__(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
+        """(1, C, h, w) in [0, 1] → (1, C', h·s, w·s) in [0, 1]; any h, w.
+
+        ``sigma`` is the noise level on the 0–255 scale for non-blind denoisers.
+        """
+        h, w = x.shape[-2:]
+        x = _pad_to(x, self.multiple_of, self.minimum_size)
+        model = self.descriptor.model
+        if self.takes_noise_level:
+            level = (25.0 if sigma is None else sigma) / 255.0
+            out = noise_level_call(self.arch)(model, x, level)
+        else:
+            out = model(x)
+        if not torch.isfinite(out).all():
+            raise NonFiniteOutput(
+                f"{self.source}: the model produced NaN/inf values at {str(self.dtype).replace('torch.', '')}; "
+                "run again with --precision fp32"
+            )
+        return out.clamp_(0, 1)[..., : h * self.scale, : w * self.scale]
+
+
+def _pad_to(x: torch.Tensor, multiple_of: int, minimum: int) -> torch.Tensor:
+    """Pad bottom/right by reflection (replicate beyond what reflection allows)."""
+    h, w = x.shape[-2:]
+    target_h = max(minimum, -(-h // multiple_of) * multiple_of)
+    target_w = max(minimum, -(-w // multiple_of) * multiple_of)
+    pad_h, pad_w = target_h - h, target_w - w
+    if not (pad_h or pad_w):
+        return x
+    reflect_h, reflect_w = min(pad_h, h - 1), min(pad_w, w - 1)
+    x = F.pad(x, (0, reflect_w, 0, reflect_h), mode="reflect")
+    if pad_h > reflect_h or pad_w > reflect_w:
+        x = F.pad(x, (0, pad_w - reflect_w, 0, pad_h - reflect_h), mode="replicate")
+    return x
+
+
+def load_model(
+    weights: str | os.PathLike,
+    *,
+    expected_arch: str | None = None,
+    model_id: str | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+) -> LoadedModel:
+    """Load a checkpoint file, check its architecture, and place it on a device."""
+    from spandrel import ImageModelDescriptor, ModelTiling, UnsupportedModelError
+
+    path = Path(weights)
+    state_dict = read_state_dict(path)
+    try:
+        descriptor = registry().load(state_dict)
+    except UnsupportedModelError as error:
+        raise ModelLoadError(
+            f"{path}: unknown model architecture; photofix loads the architectures spandrel "
+            "supports plus FFDNet — check that this is a restoration model checkpoint"
+        ) from error
+    except Exception as error:  # noqa: BLE001 - arch code raises anything on odd shapes
+        raise ModelLoadError(f"{path}: the checkpoint does not load ({type(error).__name__}: {error})") from error
+    arch = str(descriptor.architecture.id)
+    if expected_arch is not None and arch != expected_arch:
+        raise ArchitectureMismatch(
+            f"{path}: expected a {expected_arch} model but the file holds {arch}; "
+            "the file may be mislabelled — remove it and download again"
+        )
+    if not isinstance(descriptor, ImageModelDescriptor):
+        raise ModelLoadError(f"{path}: {arch} is not an image-to-image model photofix can run")
+
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    dtype = resolve_dtype(precision, torch_device, descriptor.supports_half, descriptor.supports_bfloat16)
+    descriptor.to(torch_device)
+    descriptor.model.to(dtype)
+    descriptor.model.eval()
+    req = descriptor.size_requirements
+    return LoadedModel(
+        descriptor=descriptor,
+        arch=arch,
+        scale=descriptor.scale,
+        in_channels=descriptor.input_channels,
+        out_channels=descriptor.output_channels,
+        multiple_of=req.multiple_of,
+        minimum_size=req.minimum,
+        tiling_discouraged=descriptor.tiling is not ModelTiling.SUPPORTED,
+        takes_noise_level=noise_level_call(arch) is not None,
+        device=torch_device,
+        dtype=dtype,
+        source=path.name,
+        model_id=model_id,
+    )
+
+
+def load_entry(
+    entry: ModelEntry,
+    *,
+    offline: bool | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+) -> LoadedModel:
+    """Fetch (or find cached) the weights of a manifest entry and load them."""
+    from .weights import fetch
+
+    fetched = fetch(entry, offline=offline)
+    return load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision)
