@@ -1,0 +1,588 @@
+"""Fetch, verify and import model weights named by the manifest.
+
+The only module that talks to huggingface_hub, and only inside ``_hf_hub_download`` so
+importing this module stays cheap. Hub files live in the standard Hugging Face cache at a
+pinned commit (shared with other tools); URL files live in ``photofix_home()/url/<id>/``.
+Every file is checked against the manifest's sha256, or, for entries whose hash is not
+known, against the hash recorded the first time it was seen (trust on first use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Literal
+
+from filelock import FileLock
+
+from . import settings
+from .errors import (
+    ChecksumMismatch,
+    ManifestError,
+    UsageError,
+    WeightsDownloadFailed,
+    WeightsError,
+    WeightsNotCached,
+)
+from .manifest import HubSource, ModelEntry, UrlSource
+
+__all__ = [
+    "FetchedWeights",
+    "VerifyResult",
+    "fetch",
+    "cached_path",
+    "verify",
+    "import_file",
+    "recorded_hash",
+    "sha256_file",
+]
+
+CHUNK_SIZE = 1 << 20
+TRUST_FILE = "trusted_hashes.json"
+URL_TIMEOUT_S = 60
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+# Exceptions from these libraries during a Hub download are network/server trouble.
+_HTTP_LIBRARIES = {"huggingface_hub", "hf_xet", "httpx", "httpx2", "httpcore", "requests", "urllib3"}
+
+PathLike = str | os.PathLike[str]
+Status = Literal["ok", "missing", "mismatch", "recorded"]
+
+
+@dataclass(frozen=True)
+class FetchedWeights:
+    """A weights file ready to load; ``first_use_hash`` means its hash was just recorded (tell the user)."""
+
+    path: Path
+    sha256: str
+    downloaded: bool
+    first_use_hash: bool
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of a full re-hash; ``recorded`` means an unverified entry's hash was recorded now."""
+
+    entry_id: str
+    path: Path | None
+    status: Status
+    expected: str | None
+    actual: str | None
+
+
+def sha256_file(path: PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks so large checkpoints need no RAM."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- where files live --------------------------------------------------------
+
+
+def _hub_root(source: HubSource, hub_dir: Path) -> Path:
+    # Same folder name huggingface_hub uses: "models--owner--name".
+    return hub_dir / "--".join([f"{source.repo_type}s", *source.repo.split("/")])
+
+
+def _hub_pointer(source: HubSource, hub_dir: Path) -> Path:
+    return _hub_root(source, hub_dir).joinpath("snapshots", source.revision, *source.filename.split("/"))
+
+
+def _url_dest(entry: ModelEntry, source: UrlSource) -> Path:
+    return settings.photofix_home() / "url" / entry.id / source.filename
+
+
+def _local_path(entry: ModelEntry, cache_dir: PathLike | None) -> Path:
+    source = entry.source
+    if isinstance(source, HubSource):
+        return _hub_pointer(source, settings.hub_cache_path(cache_dir))
+    return _url_dest(entry, source)
+
+
+def cached_path(entry: ModelEntry, cache_dir: PathLike | None = None) -> Path | None:
+    """Where the entry's file is, if it is already on disk; never touches the network.
+
+    ``cache_dir`` overrides the Hugging Face cache folder; URL entries always live under
+    ``photofix_home()``.
+    """
+    path = _local_path(entry, cache_dir)
+    # is_file follows the snapshot symlink, so a dangling link is not a hit.
+    return path if path.is_file() else None
+
+
+# --- fetch -------------------------------------------------------------------
+
+
+def fetch(
+    entry: ModelEntry, *, offline: bool | None = None, cache_dir: PathLike | None = None
+) -> FetchedWeights:
+    """Return the entry's weights file, downloading it unless cached or offline.
+
+    ``cache_dir`` overrides the Hugging Face cache folder (URL entries live under
+    ``photofix_home()``). Raises WeightsNotCached (offline, not on disk), WeightsDownloadFailed, ChecksumMismatch.
+    """
+    is_offline = settings.offline(offline)
+    source = entry.source
+    if isinstance(source, HubSource):
+        return _fetch_hub(entry, source, is_offline, settings.hub_cache_path(cache_dir))
+    return _fetch_url(entry, source, is_offline)
+
+
+def _fetch_hub(entry: ModelEntry, source: HubSource, is_offline: bool, hub_dir: Path) -> FetchedWeights:
+    pointer = _hub_pointer(source, hub_dir)
+    if pointer.is_file():
+        # With a pinned commit the file cannot have changed upstream: no need to ask the Hub.
+        return _use_cached(entry, pointer)
+    try:
+        got = Path(
+            _hf_hub_download(
+                source.repo,
+                source.filename,
+                revision=source.revision,
+                repo_type=source.repo_type,
+                cache_dir=str(hub_dir),
+                local_files_only=is_offline,
+            )
+        )
+    except Exception as exc:
+        mapped = _hub_error(exc, entry, is_offline)
+        if mapped is None:
+            raise
+        raise mapped from exc
+    # A fresh download is always hashed in full: the blob name is only what the server claimed.
+    actual = sha256_file(got)
+    first = _settle(entry, got, actual, remove=_remove_hub_file)
+    return FetchedWeights(got, actual, downloaded=True, first_use_hash=first)
+
+
+def _hf_hub_download(
+    repo_id: str,
+    filename: str,
+    *,
+    revision: str,
+    repo_type: str,
+    cache_dir: str,
+    local_files_only: bool,
+) -> str:
+    """The one call into huggingface_hub (imported here: it is slow to import)."""
+    from huggingface_hub import hf_hub_download
+
+    return hf_hub_download(
+        repo_id,
+        filename,
+        revision=revision,
+        repo_type=repo_type,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        library_name="photofix",
+    )
+
+
+def _hub_error(exc: Exception, entry: ModelEntry, is_offline: bool) -> WeightsError | None:
+    """Translate a huggingface_hub error into ours, or None to let it propagate (a bug).
+
+    Matched by class name so that this works across huggingface_hub versions, whose
+    error classes have moved between modules, without importing it here.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    source = entry.source
+    assert isinstance(source, HubSource)
+    where = f"{source.repo}@{source.revision[:10]}/{source.filename}"
+    if names & {"LocalEntryNotFoundError", "OfflineModeIsEnabled"} and (is_offline or "OfflineModeIsEnabled" in names):
+        return WeightsNotCached(_not_cached_message(entry))
+    if "HFValidationError" in names:
+        return ManifestError(f"Model {entry.id!r}: the Hub rejected its source ({exc}). Fix the entry in weights_manifest.toml.")
+    if "GatedRepoError" in names:
+        return WeightsDownloadFailed(
+            f"Could not download {entry.id!r}: https://huggingface.co/{source.repo} is gated. Accept its terms on that page "
+            f"and log in with `hf auth login`, or download {source.filename} elsewhere and run `photofix models import {entry.id} FILE`."
+        )
+    if "LocalEntryNotFoundError" not in names and names & {
+        "RepositoryNotFoundError", "RevisionNotFoundError", "RemoteEntryNotFoundError", "EntryNotFoundError"
+    }:
+        return WeightsDownloadFailed(
+            f"Could not download {entry.id!r}: {where} was not found on the Hub (the repository may be private, moved or deleted). "
+            f"Download {source.filename} elsewhere and run `photofix models import {entry.id} FILE`, and report the stale manifest entry."
+        )
+    if isinstance(exc, OSError) or type(exc).__module__.split(".")[0] in _HTTP_LIBRARIES:
+        return WeightsDownloadFailed(_download_failed_message(entry, where, exc))
+    return None
+
+
+def _fetch_url(entry: ModelEntry, source: UrlSource, is_offline: bool) -> FetchedWeights:
+    dest = _url_dest(entry, source)
+    if dest.is_file():
+        return _use_cached(entry, dest)
+    if is_offline:
+        raise WeightsNotCached(_not_cached_message(entry))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Serialises concurrent runs (threads or processes) fetching the same file.
+    with FileLock(str(_lock_path(dest))):
+        if dest.is_file():  # someone else finished it while we waited
+            return _use_cached(entry, dest)
+        actual = _download_url(entry, source, dest)
+        first = _settle(entry, dest, actual, remove=_remove_url_file)
+        _write_sidecar(dest, actual)
+    return FetchedWeights(dest, actual, downloaded=True, first_use_hash=first)
+
+
+def _download_url(entry: ModelEntry, source: UrlSource, dest: Path) -> str:
+    """Stream the URL into a temp file beside ``dest``, hashing as it goes; rename when good."""
+    expected = entry.sha256 or recorded_hash(entry)
+    tmp = _temp_beside(dest)
+    try:
+        with open(tmp, "xb") as out:
+            actual, size = _stream(entry, source.url, out)
+        if entry.size_bytes is not None and size != entry.size_bytes:
+            raise WeightsDownloadFailed(
+                f"Download of {entry.id!r} from {source.url} gave {size} bytes, expected {entry.size_bytes}. "
+                f"Run again; if it persists, download it elsewhere and run `photofix models import {entry.id} FILE`."
+            )
+        if expected is not None and actual != expected:
+            raise ChecksumMismatch(_mismatch_message(entry, dest, expected, actual, removed=True))
+        _unlink(_sidecar(dest))  # never leave an old sidecar describing a new file
+        os.replace(tmp, dest)
+    except BaseException:  # includes KeyboardInterrupt: never leave a partial file
+        _unlink(tmp)
+        raise
+    return actual
+
+
+def _stream(entry: ModelEntry, url: str, out: BinaryIO) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with _open_url(url) as response:
+            announced = response.headers.get("Content-Length") if hasattr(response, "headers") else None
+            while chunk := response.read(CHUNK_SIZE):
+                digest.update(chunk)
+                out.write(chunk)
+                size += len(chunk)
+    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, disk full
+        raise WeightsDownloadFailed(_download_failed_message(entry, url, exc)) from exc
+    # A connection closed early can end the stream without an error; a truncated file must
+    # never be recorded as the trusted one.
+    if announced is not None and announced.isdigit() and int(announced) != size:
+        raise WeightsDownloadFailed(_download_failed_message(entry, url, f"got {size} of {announced} bytes"))
+    return digest.hexdigest(), size
+
+
+def _open_url(url: str) -> BinaryIO:
+    """The one urllib call (proxies come from HTTPS_PROXY / HTTP_PROXY as usual)."""
+    request = urllib.request.Request(url, headers={"User-Agent": "photofix"})
+    return urllib.request.urlopen(request, timeout=URL_TIMEOUT_S)
+
+
+# --- checking ----------------------------------------------------------------
+
+
+def _use_cached(entry: ModelEntry, path: Path) -> FetchedWeights:
+    expected = entry.sha256 or recorded_hash(entry)
+    actual = expected if expected is not None and _cheap_hash(entry, path) == expected else sha256_file(path)
+    remove = _remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file
+    first = _settle(entry, path, actual, remove=remove)
+    if isinstance(entry.source, UrlSource) and _read_sidecar(path) != (actual, path.stat().st_size):
+        _write_sidecar(path, actual)  # hashed in full just now: save the next run the work
+    return FetchedWeights(path, actual, downloaded=False, first_use_hash=first)
+
+
+def _cheap_hash(entry: ModelEntry, path: Path) -> str | None:
+    """The file's sha256 if known without reading it, so cached runs skip re-hashing.
+
+    Hub LFS blobs are named by their sha256; URL and imported files carry a sidecar
+    written after verification. Only ever used to confirm an expected hash.
+    """
+    size = path.stat().st_size
+    if entry.size_bytes is not None and size != entry.size_bytes:
+        return None
+    if isinstance(entry.source, HubSource):
+        name = path.resolve().name
+        return name if _SHA256_RE.fullmatch(name) else None
+    recorded = _read_sidecar(path)
+    return recorded[0] if recorded is not None and recorded[1] == size else None
+
+
+def _settle(
+    entry: ModelEntry, path: Path, actual: str, *, remove: Callable[[Path], None] | None
+) -> bool:
+    """Accept ``actual`` for ``path`` or raise ChecksumMismatch; True when a hash was recorded now."""
+    expected, first = entry.sha256, False
+    if expected is None:
+        expected, first = _trust(entry, actual)
+    if actual != expected:
+        if remove is not None:
+            remove(path)
+        raise ChecksumMismatch(_mismatch_message(entry, path, expected, actual, removed=remove is not None))
+    return first
+
+
+def verify(entry: ModelEntry, cache_dir: PathLike | None = None) -> VerifyResult:
+    """Re-hash the cached file in full and compare; records the hash of unverified entries."""
+    path = cached_path(entry, cache_dir)
+    expected = entry.sha256 or recorded_hash(entry)
+    if path is None:
+        return VerifyResult(entry.id, None, "missing", expected, None)
+    actual = sha256_file(path)
+    status: Status
+    if expected is None:
+        expected, first = _trust(entry, actual)
+        status = "recorded" if first else ("ok" if actual == expected else "mismatch")
+    else:
+        status = "ok" if actual == expected else "mismatch"
+    if isinstance(entry.source, UrlSource):
+        # Keep the sidecar truthful, so the next fetch re-checks a changed file.
+        if status == "mismatch":
+            _unlink(_sidecar(path))
+        else:
+            _write_sidecar(path, actual)
+    return VerifyResult(entry.id, path, status, expected, actual)
+
+
+# --- import (air-gapped machines) ---------------------------------------------
+
+
+def import_file(entry: ModelEntry, file: PathLike, cache_dir: PathLike | None = None) -> Path:
+    """Place a separately downloaded file where ``fetch(offline=True)`` finds it.
+
+    The file is hashed first; a wrong file raises ChecksumMismatch and nothing is placed.
+    For an unverified entry its hash is recorded (see ``recorded_hash``).
+    """
+    src = Path(file)
+    if not src.is_file():
+        raise UsageError(f"{src} is not a file; pass the downloaded {entry.source.filename} for {entry.id!r}.")
+    actual = sha256_file(src)
+    expected = entry.sha256 or recorded_hash(entry)
+    if expected is not None and actual != expected:
+        raise ChecksumMismatch(_import_mismatch_message(entry, src, expected, actual))
+    source = entry.source
+    if isinstance(source, HubSource):
+        dest = _place_in_hub_cache(src, source, actual, settings.hub_cache_path(cache_dir))
+    else:
+        dest = _place_in_url_store(src, entry, source, actual)
+    _settle(entry, dest, actual, remove=None)
+    return dest
+
+
+def _place_in_hub_cache(src: Path, source: HubSource, sha: str, hub_dir: Path) -> Path:
+    """Write huggingface_hub's own layout: blobs/<sha256> plus a snapshot symlink at the commit."""
+    blob = _hub_root(source, hub_dir) / "blobs" / sha
+    pointer = _hub_pointer(source, hub_dir)
+    new_blob = not blob.is_file()
+    if new_blob:
+        _copy_atomic(src, blob)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _symlink_atomic(blob, pointer)
+    except OSError:
+        # No symlinks here (e.g. Windows without developer mode): huggingface_hub then keeps
+        # a plain copy in snapshots/, and so do we.
+        _copy_atomic(blob, pointer)
+        if new_blob:
+            _unlink(blob)
+    return pointer
+
+
+def _place_in_url_store(src: Path, entry: ModelEntry, source: UrlSource, sha: str) -> Path:
+    dest = _url_dest(entry, source)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(_lock_path(dest))):
+        _unlink(_sidecar(dest))
+        _copy_atomic(src, dest)
+        _write_sidecar(dest, sha)
+    return dest
+
+
+# --- trust on first use ------------------------------------------------------
+
+
+def _trust_file() -> Path:
+    return settings.photofix_home() / TRUST_FILE
+
+
+def recorded_hash(entry: ModelEntry) -> str | None:
+    """The sha256 recorded on first use for this entry's current source, if any."""
+    record = _read_trust(_trust_file()).get(entry.id)
+    return _valid_record(record, entry)
+
+
+def _valid_record(record: object, entry: ModelEntry) -> str | None:
+    # A record made for another source (the manifest moved the entry) does not count.
+    if isinstance(record, dict) and record.get("source") == str(entry.source):
+        sha = record.get("sha256")
+        return sha if isinstance(sha, str) and _SHA256_RE.fullmatch(sha) else None
+    return None
+
+
+def _trust(entry: ModelEntry, actual: str) -> tuple[str, bool]:
+    """The hash to hold ``entry`` to: the recorded one, or ``actual`` recorded now (True)."""
+    path = _trust_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):  # read-modify-write across processes
+        models = _read_trust(path)
+        recorded = _valid_record(models.get(entry.id), entry)
+        if recorded is not None:
+            return recorded, False
+        models[entry.id] = {
+            "sha256": actual,
+            "source": str(entry.source),
+            "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
+    return actual, True
+
+
+def _read_trust(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise WeightsError(_bad_trust_message(path, str(exc))) from exc
+    models = data.get("models") if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        raise WeightsError(_bad_trust_message(path, "no 'models' table"))
+    return models
+
+
+def _bad_trust_message(path: Path, why: str) -> str:
+    return (
+        f"{path} is unreadable ({why}). Fix it, or delete it to have photofix record the hashes of "
+        "unverified models again on their next download."
+    )
+
+
+# --- small file helpers ------------------------------------------------------
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _read_sidecar(path: Path) -> tuple[str, int] | None:
+    try:
+        sha, size = _sidecar(path).read_text("ascii").split()
+        return (sha, int(size)) if _SHA256_RE.fullmatch(sha) else None
+    except (OSError, ValueError):
+        return None
+
+
+def _write_sidecar(path: Path, sha: str) -> None:
+    # The size lets a truncated or replaced file be noticed without re-hashing it.
+    _write_text_atomic(_sidecar(path), f"{sha} {path.stat().st_size}\n")
+
+
+def _lock_path(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.lock")
+
+
+def _temp_beside(dest: Path) -> Path:
+    # Same folder, so os.replace is an atomic rename; hidden and unique per writer.
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = _temp_beside(path)
+    try:
+        tmp.write_text(text, "utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _copy_atomic(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_beside(dest)
+    try:
+        with open(src, "rb") as inp, open(tmp, "xb") as out:
+            shutil.copyfileobj(inp, out, CHUNK_SIZE)
+        os.replace(tmp, dest)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _symlink_atomic(target: Path, link: Path) -> None:
+    # Relative, like huggingface_hub's, so the cache folder can be moved as a whole.
+    tmp = _temp_beside(link)
+    os.symlink(os.path.relpath(target, link.parent), tmp)
+    try:
+        os.replace(tmp, link)
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _unlink(path: Path | str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _remove_hub_file(pointer: Path) -> None:
+    """Remove a bad Hub file: its snapshot link and the blob it points to."""
+    blob = pointer.resolve() if pointer.is_symlink() else None
+    _unlink(pointer)
+    if blob is not None and blob.parent.name == "blobs":
+        _unlink(blob)
+
+
+def _remove_url_file(path: Path) -> None:
+    _unlink(_sidecar(path))
+    _unlink(path)
+
+
+# --- messages ----------------------------------------------------------------
+
+
+def _not_cached_message(entry: ModelEntry) -> str:
+    return (
+        f"Weights for {entry.id!r} are not on this machine and downloads are off (offline mode). "
+        f"On a connected machine run `photofix models download {entry.id}`, copy the file "
+        f"({entry.source.filename}) here, then run `photofix models import {entry.id} FILE`. "
+        "Or go online: drop --offline and unset PHOTOFIX_OFFLINE / HF_HUB_OFFLINE."
+    )
+
+
+def _download_failed_message(entry: ModelEntry, where: str, exc: object) -> str:
+    return (
+        f"Could not download {entry.id!r} from {where}: {exc}. Check your connection or set "
+        "HF_ENDPOINT / a proxy (HTTPS_PROXY); or download the file elsewhere and run "
+        f"`photofix models import {entry.id} FILE`."
+    )
+
+
+def _mismatch_message(entry: ModelEntry, path: Path, expected: str, actual: str, *, removed: bool) -> str:
+    if entry.verified:
+        origin = "from the manifest"
+        advice = (
+            " If this happens again the file upstream has changed: report it, or get the right file "
+            f"elsewhere and run `photofix models import {entry.id} FILE`."
+        )
+    else:
+        origin = f"recorded on first use in {_trust_file()}"
+        advice = f" If you trust the new file, delete the {entry.id!r} record from {_trust_file()} and run again."
+    done = " The file was removed; run again to download it afresh." if removed else ""
+    return f"Checksum mismatch for {entry.id!r} ({path}): expected sha256 {expected} ({origin}), got {actual}.{done}{advice}"
+
+
+def _import_mismatch_message(entry: ModelEntry, src: Path, expected: str, actual: str) -> str:
+    size = src.stat().st_size
+    want = f", {entry.size_bytes} bytes" if entry.size_bytes is not None else ""
+    return (
+        f"Checksum mismatch: {src} ({size} bytes) has sha256 {actual}, but {entry.id!r} expects {expected}. "
+        f"Nothing was imported. Check that you picked {entry.source.filename}{want} from {entry.source}."
+    )
