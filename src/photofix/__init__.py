@@ -1,0 +1,42 @@
+"""photofix: restore photos with pretrained networks.
+
+Importing the package is cheap; torch loads only when a model-related name is
+first used.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "Image": "imageio",
+    "ImageMeta": "imageio",
+    "read_image": "imageio",
+    "write_image": "imageio",
+    "load_model": "models",
+    "load_entry": "models",
+    "LoadedModel": "models",
+    "load_manifest": "manifest",
+    "Restorer": "pipeline",
+    "TaskParams": "pipeline",
+    "FileResult": "pipeline",
+    "plan_jobs": "pipeline",
+    "run_jobs": "pipeline",
+    "restore_image": "pipeline",
+    "run_tiled": "tiling",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'photofix' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

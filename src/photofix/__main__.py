@@ -1,0 +1,5 @@
+"""``python -m photofix``."""
+
+from photofix.cli import main
+
+main()

@@ -1,0 +1,214 @@
+"""The ``photofix`` command: one sub-command per task, plus ``models``.
+
+Commands are thin: they turn options into library calls and results into text
+and exit codes. torch is imported only inside commands that run a model, so
+``--help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Annotated, Any, Optional
+
+import typer
+
+from .. import __version__, settings
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError
+from .options import Common, task_command
+from .render import Reporter, reported_errors
+
+app = typer.Typer(
+    name="photofix",
+    help=(
+        "Restore photos with pretrained networks, one file or whole folders.\n\n"
+        "Examples:\n\n"
+        "  photofix denoise scan.jpg clean.jpg\n\n"
+        "  photofix upscale -r photos/ big/ --suffix _x4\n\n"
+        "  photofix models list\n\n"
+        "Exit codes: 0 done (or skipped), 1 some files failed, 2 usage error, "
+        "3 weights/model unavailable, 130 interrupted. PHOTOFIX_DEBUG=1 shows tracebacks."
+    ),
+    no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"photofix {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit."),
+    ] = None,
+) -> None:
+    """Restore photos with pretrained networks."""
+
+
+def run_task(task: str, input: str, output: str, common: Common, **task_params: Any) -> None:
+    """Shared body of every task command."""
+    from ..pipeline import TaskParams, plan_jobs, run_jobs
+
+    reporter = Reporter(json_mode=common.json, quiet=common.quiet, verbose=common.verbose)
+    if common.json and output == "-":
+        reporter.error("--json and OUTPUT '-' both use stdout; write the image to a file or drop --json")
+        raise typer.Exit(EXIT_USAGE)
+    if common.model and common.weights:
+        reporter.error("--model and --weights both choose the model; give one of them")
+        raise typer.Exit(EXIT_USAGE)
+
+    with reported_errors(reporter):
+        fmt = common.format.pillow_name if common.format else None
+        jobs = plan_jobs(input, output, recursive=common.recursive, output_format=fmt, suffix=common.suffix)
+        params = TaskParams(**task_params)
+        reporter.start(len(jobs))
+        interrupted = False
+        try:
+            for result in run_jobs(
+                jobs,
+                _restorer_factory(task, common, params, reporter),
+                overwrite=common.overwrite,
+                dry_run=common.dry_run,
+                output_format=fmt,
+                quality=common.quality,
+                max_pixels=common.max_pixels or None,
+                read_stdin=sys.stdin.buffer.read,
+                write_stdout=_write_stdout,
+                on_file_start=reporter.file_started,
+                on_tile=reporter.tile_done,
+            ):
+                reporter.result(result)
+        except KeyboardInterrupt:
+            interrupted = True
+        except PhotofixError:
+            reporter.finish()
+            raise
+        summary = reporter.finish(interrupted=interrupted)
+    if interrupted:
+        reporter.error("interrupted; finished outputs are kept, nothing half-written was left")
+        raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _write_stdout(data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
+def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter) -> Callable[[], Any]:
+    """Build the model lazily: a run that skips every file loads nothing."""
+
+    def build() -> Any:
+        from ..manifest import load_manifest
+        from ..models import load_entry, load_model, resolve_device
+        from ..pipeline import Restorer, choose_entry, default_overlap
+
+        _set_threads(common.threads)
+        manifest = load_manifest()
+        device = resolve_device(common.device)
+        if common.weights is not None:
+            model = load_model(common.weights, device=device, precision=common.precision.value)
+            overlap = default_overlap(manifest, model.arch)
+            reporter.detail(f"loaded {common.weights} as {model.arch} ({model.scale}x)")
+        else:
+            entry = choose_entry(manifest, task, common.model, common.tier.value if common.tier else None)
+            model = load_entry(entry, offline=settings.offline(common.offline), device=device, precision=common.precision.value)
+            overlap = entry.tile_overlap
+            reporter.detail(f"model {entry.id} ({entry.arch}, {entry.license})")
+        if common.tile_overlap is not None:
+            overlap = common.tile_overlap
+        tile = None if common.tile == "auto" else int(common.tile)
+        restorer = Restorer(task, model, params=params, tile=tile, tile_overlap=overlap)
+        reporter.detail(
+            f"device {model.device}, {str(model.dtype).replace('torch.', '')}, "
+            f"tile {restorer.tile or 'whole image'} px, overlap {overlap} px"
+        )
+        return restorer
+
+    return build
+
+
+def _set_threads(threads: int | None) -> None:
+    import torch
+
+    count = settings.threads(threads)
+    if count:
+        torch.set_num_threads(count)
+
+
+# --- task commands -------------------------------------------------------------------
+
+
+@task_command(
+    app,
+    "denoise",
+    "Remove noise and grain. Non-blind models (FFDNet) use --sigma, estimated from the image when not given.",
+)
+def denoise(
+    input: str,
+    output: str,
+    common: Common,
+    sigma: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            max=255.0,
+            help="Noise level (std. dev. on the 0-255 scale) for non-blind models. Default: estimated per image and reported.",
+            rich_help_panel="Task",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Remove sensor noise and film grain.
+
+    Examples: photofix denoise noisy.jpg clean.jpg   ·   photofix denoise -r scans/ clean/ --sigma 15
+    """
+    run_task("denoise", input, output, common, sigma=sigma)
+
+
+@task_command(app, "upscale", "Enlarge with a super-resolution network (4x by default).")
+def upscale(
+    input: str,
+    output: str,
+    common: Common,
+    scale: Annotated[
+        Optional[float],
+        typer.Option(
+            min=1.0,
+            max=16.0,
+            help="Final scale factor. The model's own factor is used, then resampled to this one if it differs.",
+            rich_help_panel="Task",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Enlarge photos with a super-resolution model.
+
+    Examples: photofix upscale small.png big.png   ·   photofix upscale photos/ big/ --scale 2 --tier fast
+    """
+    run_task("upscale", input, output, common, scale=scale)
+
+
+def _register_models() -> None:
+    from .models_cmd import models_app
+
+    app.add_typer(models_app, name="models", help="List, download, verify and import model weights.")
+
+
+_register_models()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    # Deprecation chatter from torch/spandrel internals is not the user's business.
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    app()

@@ -1,0 +1,178 @@
+"""``photofix models``: see, fetch, check and import the weights a task uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import EXIT_OK, EXIT_WEIGHTS, WeightsError
+from .render import Reporter, make_console, reported_errors
+
+models_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
+
+IdsArg = Annotated[list[str], typer.Argument(metavar="ID...", help="Model ids from 'photofix models list'.", show_default=False)]
+
+
+def _human_size(size: int | None) -> str:
+    if size is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return "?"
+
+
+@models_app.command("list")
+def list_models(
+    task: Annotated[Optional[str], typer.Option(help="Only this task's models, e.g. denoise.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON record per model on stdout.")] = False,
+) -> None:
+    """List the models photofix knows, their licence, and whether they are cached.
+
+    Non-commercial licences are shown in red; the defaults (★) are always free for commercial use.
+    """
+    from ..manifest import load_manifest
+    from ..weights import cached_path
+
+    reporter = Reporter()
+    with reported_errors(reporter):
+        manifest = load_manifest()
+        entries = manifest.for_task(task) if task else manifest.entries
+        if task and not entries:
+            reporter.error(f"no models for task {task!r}; tasks: {', '.join(manifest.tasks())}")
+            raise typer.Exit(2)
+        defaults = {manifest.default_for(t).id for t in manifest.tasks()}
+        rows = []
+        for entry in entries:
+            path = cached_path(entry)
+            rows.append((entry, path is not None, entry.id in defaults))
+    if as_json:
+        for entry, cached, is_default in rows:
+            record = {
+                "id": entry.id,
+                "task": entry.task,
+                "arch": entry.arch,
+                "tier": entry.tier,
+                "size_bytes": entry.size_bytes,
+                "license": entry.license,
+                "commercial_use": entry.commercial_use,
+                "verified_hash": entry.verified,
+                "cached": cached,
+                "default": is_default,
+            }
+            typer.echo(json.dumps(record))
+        return
+    table = Table(show_edge=False)
+    for column in ("id", "task", "tier", "arch", "size", "licence", "cached"):
+        table.add_column(column)
+    for entry, cached, is_default in rows:
+        licence = entry.license if entry.commercial_use else f"[red]{escape(entry.license)} (non-commercial)[/red]"
+        table.add_row(
+            ("★ " if is_default else "  ") + entry.id,
+            entry.task,
+            entry.tier,
+            entry.arch,
+            _human_size(entry.size_bytes),
+            licence,
+            "[green]yes[/green]" if cached else "no",
+        )
+    make_console(stderr=False).print(table)
+
+
+@models_app.command("download")
+def download(ids: IdsArg) -> None:
+    """Download models into the cache and check their sha256 (needs network)."""
+    from ..manifest import load_manifest
+    from ..weights import fetch
+
+    reporter = Reporter()
+    failed = False
+    with reported_errors(reporter):
+        manifest = load_manifest()
+        entries = [manifest.get(i) for i in ids]
+    for entry in entries:
+        try:
+            fetched = fetch(entry, offline=False)
+        except WeightsError as error:
+            reporter.error(str(error))
+            failed = True
+            continue
+        state = "downloaded" if fetched.downloaded else "already cached"
+        reporter.info(f"[green]{state}[/green] {entry.id} → {escape(str(fetched.path))}")
+        if fetched.first_use_hash:
+            reporter.note(f"{entry.id} has no published sha256; recorded {fetched.sha256} and will insist on it from now on")
+    raise typer.Exit(EXIT_WEIGHTS if failed else EXIT_OK)
+
+
+@models_app.command("verify")
+def verify(ids: Annotated[Optional[list[str]], typer.Argument(metavar="[ID...]", help="Default: every cached model.", show_default=False)] = None) -> None:
+    """Re-hash cached weights and compare with the manifest (or the hash recorded on first use)."""
+    from ..manifest import load_manifest
+    from ..weights import cached_path, verify as verify_entry
+
+    reporter = Reporter()
+    with reported_errors(reporter):
+        manifest = load_manifest()
+        entries = [manifest.get(i) for i in ids] if ids else [e for e in manifest.entries if cached_path(e)]
+    if not entries:
+        reporter.info("no cached models to verify")
+        raise typer.Exit(EXIT_OK)
+    bad = False
+    for entry in entries:
+        result = verify_entry(entry)
+        if result.status in ("ok", "recorded"):
+            reporter.info(f"[green]{result.status:<8}[/green] {entry.id}")
+        elif result.status == "missing":
+            reporter.info(f"[yellow]missing [/yellow] {entry.id} (photofix models download {entry.id})")
+            bad = bad or bool(ids)
+        else:
+            reporter.error(
+                f"{entry.id}: sha256 mismatch (expected {result.expected}, got {result.actual}); "
+                f"remove it and run 'photofix models download {entry.id}'"
+            )
+            bad = True
+    raise typer.Exit(EXIT_WEIGHTS if bad else EXIT_OK)
+
+
+@models_app.command("path")
+def path(model_id: Annotated[str, typer.Argument(metavar="ID", help="A model id.")]) -> None:
+    """Print where a cached model's file is (exit code 3 if it is not cached)."""
+    from ..manifest import load_manifest
+    from ..weights import cached_path
+
+    reporter = Reporter()
+    with reported_errors(reporter):
+        entry = load_manifest().get(model_id)
+    found = cached_path(entry)
+    if found is None:
+        reporter.error(f"{model_id} is not cached; run 'photofix models download {model_id}' or 'photofix models import {model_id} FILE'")
+        raise typer.Exit(EXIT_WEIGHTS)
+    typer.echo(str(found))
+
+
+@models_app.command("import")
+def import_(
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="The model id the file belongs to.")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", exists=True, dir_okay=False, readable=True, help="The downloaded weights file.")],
+) -> None:
+    """Put a weights file fetched elsewhere into the cache (for machines without network).
+
+    The sha256 is checked first; a wrong file is refused and nothing is placed.
+    """
+    from ..manifest import load_manifest
+    from ..weights import import_file
+
+    reporter = Reporter()
+    with reported_errors(reporter):
+        entry = load_manifest().get(model_id)
+        placed = import_file(entry, file)
+    reporter.info(f"[green]imported[/green] {model_id} → {escape(str(placed))}")
+    if not entry.verified:
+        reporter.note(f"{model_id} has no published sha256; the hash of this file is now the one photofix expects")
+

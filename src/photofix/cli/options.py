@@ -1,0 +1,199 @@
+"""Options every task command shares, declared once.
+
+``task_command`` merges these into each task's own signature, so a new task
+declares only what is special to it (``--sigma``, ``--scale``…) and Typer sees
+one flat list of options with help grouped into panels.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+_IO = "Input and output"
+_MODEL = "Model"
+_RUN = "Running"
+_REPORT = "Reporting"
+
+
+class Tier(str, Enum):
+    fast = "fast"
+    balanced = "balanced"
+    best = "best"
+
+
+class OutputFormat(str, Enum):
+    png = "png"
+    jpg = "jpg"
+    webp = "webp"
+    tiff = "tiff"
+    bmp = "bmp"
+
+    @property
+    def pillow_name(self) -> str:
+        return {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP"}[self.value]
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+def parse_tile(value: str) -> str:
+    """``auto``, ``0`` (whole image) or a side length ≥ 32."""
+    if value == "auto":
+        return value
+    if not value.isdigit() or (int(value) != 0 and int(value) < 32):
+        raise typer.BadParameter("use 'auto', 0 (whole image) or a tile side of at least 32 pixels")
+    return value
+
+
+InputArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="INPUT",
+        help="An image file, a folder (-r descends into sub-folders), a quoted glob like 'scans/*.tif', or - for stdin.",
+        show_default=False,
+    ),
+]
+OutputArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="OUTPUT",
+        help="A file (for one input), a folder (created; mirrors the input tree), or - for stdout.",
+        show_default=False,
+    ),
+]
+
+
+@dataclass
+class Common:
+    """The shared options, as the command received them."""
+
+    recursive: bool = False
+    format: Optional[OutputFormat] = None
+    suffix: str = ""
+    quality: Optional[int] = None
+    overwrite: bool = False
+    dry_run: bool = False
+    max_pixels: int = 1_000_000_000
+    model: Optional[str] = None
+    weights: Optional[Path] = None
+    tier: Optional[Tier] = None
+    offline: bool = False
+    device: str = "auto"
+    precision: Precision = Precision.auto
+    tile: str = "auto"
+    tile_overlap: Optional[int] = None
+    threads: Optional[int] = None
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+
+
+_COMMON_ANNOTATIONS: dict[str, Any] = {
+    "recursive": Annotated[bool, typer.Option("--recursive", "-r", help="Descend into sub-folders of INPUT.", rich_help_panel=_IO)],
+    "format": Annotated[
+        Optional[OutputFormat],
+        typer.Option("--format", "-f", help="Output format. Default: the input's own format.", rich_help_panel=_IO, case_sensitive=False),
+    ],
+    "suffix": Annotated[str, typer.Option(help="Text added to each output's file name, e.g. _clean.", rich_help_panel=_IO)],
+    "quality": Annotated[
+        Optional[int],
+        typer.Option(min=1, max=100, help="JPEG/WebP quality. Default: the source JPEG's own quality, else 95.", rich_help_panel=_IO, show_default=False),
+    ],
+    "overwrite": Annotated[bool, typer.Option("--overwrite", help="Redo outputs that already exist (they are skipped by default).", rich_help_panel=_IO)],
+    "dry_run": Annotated[bool, typer.Option("--dry-run", help="List what would be done; load nothing, write nothing.", rich_help_panel=_IO)],
+    "max_pixels": Annotated[
+        int,
+        typer.Option(min=0, help="Refuse images with more pixels than this (decompression-bomb guard); 0 = no limit.", rich_help_panel=_IO),
+    ],
+    "model": Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Model id from 'photofix models list'. Default: the task's default for --tier.", rich_help_panel=_MODEL, show_default=False),
+    ],
+    "weights": Annotated[
+        Optional[Path],
+        typer.Option(
+            help="A local checkpoint (.pth/.safetensors/.pt) instead of a manifest model; the architecture is detected.",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            rich_help_panel=_MODEL,
+            show_default=False,
+        ),
+    ],
+    "tier": Annotated[
+        Optional[Tier],
+        typer.Option(help="Pick the task's fast, balanced or best model. Default: balanced.", rich_help_panel=_MODEL, show_default=False),
+    ],
+    "offline": Annotated[bool, typer.Option("--offline", help="Never download; use only cached or imported weights.", rich_help_panel=_MODEL)],
+    "device": Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto = CUDA, then MPS, then CPU.", rich_help_panel=_RUN)],
+    "precision": Annotated[
+        Precision,
+        typer.Option(help="auto = fp16 on CUDA where the model supports it, fp32 elsewhere.", rich_help_panel=_RUN),
+    ],
+    "tile": Annotated[
+        str,
+        typer.Option(
+            callback=parse_tile,
+            help="Tile side in pixels: auto, 0 (whole image) or N. Smaller tiles use less memory.",
+            rich_help_panel=_RUN,
+        ),
+    ],
+    "tile_overlap": Annotated[
+        Optional[int],
+        typer.Option(min=0, help="Overlap between tiles in pixels. Default: the model's own (manifest).", rich_help_panel=_RUN, show_default=False),
+    ],
+    "threads": Annotated[
+        Optional[int],
+        typer.Option(min=1, help="CPU threads for the model. Default: all cores (or PHOTOFIX_THREADS).", rich_help_panel=_RUN, show_default=False),
+    ],
+    "json": Annotated[
+        bool,
+        typer.Option("--json", help="Print one JSON record per file and a summary on stdout (messages stay on stderr).", rich_help_panel=_REPORT),
+    ],
+    "quiet": Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.", rich_help_panel=_REPORT)],
+    "verbose": Annotated[bool, typer.Option("--verbose", "-v", help="Also print model, device, tiling and per-file details.", rich_help_panel=_REPORT)],
+}
+
+_COMMON_NAMES = [f.name for f in fields(Common)]
+assert set(_COMMON_NAMES) == set(_COMMON_ANNOTATIONS), "every shared option needs an annotation"
+
+
+def task_command(app: typer.Typer, name: str, help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(input, output, common, **task_options)`` as ``photofix NAME`` with the shared options."""
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name not in {"input", "output", "common"}]
+        defaults = Common()
+        params = [
+            inspect.Parameter("input", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=InputArg),
+            inspect.Parameter("output", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=OutputArg),
+            *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own),
+            *(
+                inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, n), annotation=_COMMON_ANNOTATIONS[n])
+                for n in _COMMON_NAMES
+            ),
+        ]
+
+        def command(**kwargs: Any) -> Any:
+            common = Common(**{n: kwargs.pop(n) for n in _COMMON_NAMES})
+            return fn(kwargs.pop("input"), kwargs.pop("output"), common, **kwargs)
+
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        command.__doc__ = fn.__doc__
+        command.__name__ = fn.__name__
+        app.command(name, help=help_text, no_args_is_help=True)(command)
+        return fn
+
+    return decorator

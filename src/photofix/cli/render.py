@@ -1,0 +1,187 @@
+"""Everything a run shows: progress, per-file lines, JSON records, the summary.
+
+Human-readable text goes to stderr so stdout stays clean for ``--json`` records
+or image bytes (``OUTPUT`` = ``-``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from .. import settings
+from ..errors import PhotofixError
+
+if TYPE_CHECKING:
+    from ..pipeline import FileResult, Job
+
+_STYLE = {"done": "green", "skipped": "yellow", "failed": "bold red", "planned": "cyan"}
+
+
+def make_console(*, stderr: bool) -> Console:
+    """A console that wraps to the terminal, but never to 80 columns when piped or captured."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 200
+    return console
+
+
+class Reporter:
+    """Renders a run for a person (rich or plain) or a program (``--json``)."""
+
+    def __init__(self, *, json_mode: bool = False, quiet: bool = False, verbose: bool = False) -> None:
+        self.json_mode = json_mode
+        self.quiet = quiet
+        self.verbose = verbose
+        self.err = make_console(stderr=True)
+        self.interactive = self.err.is_terminal and not quiet and not json_mode
+        self.results: list[FileResult] = []
+        self.started = time.perf_counter()
+        self._progress: Progress | None = None
+        self._files_task: Any = None
+        self._tiles_task: Any = None
+
+    # --- messages ---------------------------------------------------------------
+
+    def info(self, text: str) -> None:
+        if not self.quiet and not self.json_mode:
+            self.err.print(text)
+
+    def detail(self, text: str) -> None:
+        if self.verbose and not self.quiet:
+            self.err.print(f"[dim]{escape(text)}[/dim]")
+
+    def note(self, text: str) -> None:
+        """Something the user should know even in --json mode (on stderr)."""
+        if not self.quiet:
+            self.err.print(f"[yellow]note:[/yellow] {escape(text)}")
+
+    def error(self, text: str) -> None:
+        self.err.print(f"[bold red]error:[/bold red] {escape(text)}")
+
+    # --- progress ---------------------------------------------------------------
+
+    def start(self, total_files: int) -> None:
+        if not self.interactive:
+            return
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.err,
+            transient=True,
+        )
+        self._progress.start()
+        self._files_task = self._progress.add_task("files", total=total_files)
+
+    def file_started(self, job: Job) -> None:
+        if self._progress is not None:
+            name = job.input.name if job.input else "<stdin>"
+            self._progress.update(self._files_task, description=f"files [dim]{escape(name)}[/dim]")
+            if self._tiles_task is not None:
+                self._progress.remove_task(self._tiles_task)
+                self._tiles_task = None
+
+    def tile_done(self, done: int, total: int) -> None:
+        if self._progress is None or total <= 1:
+            return
+        if self._tiles_task is None:
+            self._tiles_task = self._progress.add_task("  tiles", total=total)
+        self._progress.update(self._tiles_task, completed=done, total=total)
+
+    def result(self, result: FileResult) -> None:
+        self.results.append(result)
+        if self._progress is not None:
+            self._progress.advance(self._files_task)
+        if self.json_mode:
+            sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+            sys.stdout.flush()
+        if result.status == "failed":
+            reason = result.reason or "unknown error"
+            # library messages already name the file; don't say it twice
+            text = reason if reason.startswith(result.input) else f"{result.input}: {reason}"
+            self._print(f"[bold red]failed[/bold red]  {escape(text)}", always=True)
+        elif not self.json_mode:
+            self._print_result(result)
+
+    def _print_result(self, result: FileResult) -> None:
+        style = _STYLE.get(result.status, "")
+        arrow = f" → {escape(result.output)}" if result.output else ""
+        extra = f" ({result.seconds:.1f}s)" if result.status == "done" else ""
+        reason = f" [dim]{escape(result.reason)}[/dim]" if result.reason else ""
+        details = ""
+        if result.details and (self.verbose or result.details.get("sigma_estimated")):
+            details = " [dim]" + escape(", ".join(f"{k}={v}" for k, v in result.details.items())) + "[/dim]"
+        self._print(f"[{style}]{result.status:<7}[/{style}] {escape(result.input)}{arrow}{extra}{reason}{details}")
+
+    def _print(self, text: str, *, always: bool = False) -> None:
+        if self.quiet and not always:
+            return
+        if self._progress is not None:
+            self._progress.console.print(text)
+        else:
+            self.err.print(text)
+
+    # --- end ----------------------------------------------------------------------
+
+    def finish(self, *, interrupted: bool = False) -> dict[str, Any]:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        counts = Counter(r.status for r in self.results)
+        summary = {
+            "done": counts["done"],
+            "skipped": counts["skipped"],
+            "failed": counts["failed"],
+            "planned": counts["planned"],
+            "seconds": round(time.perf_counter() - self.started, 3),
+            "interrupted": interrupted,
+        }
+        if self.json_mode:
+            sys.stdout.write(json.dumps({"summary": summary}) + "\n")
+            sys.stdout.flush()
+        elif not self.quiet and len(self.results) > 1 or interrupted:
+            self._summary_table(summary)
+        return summary
+
+    def _summary_table(self, summary: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        table = Table(title="interrupted" if summary["interrupted"] else None, show_edge=False)
+        for column in ("done", "skipped", "failed", "planned", "time"):
+            table.add_column(column, justify="right")
+        table.add_row(
+            f"[green]{summary['done']}[/green]",
+            f"[yellow]{summary['skipped']}[/yellow]",
+            f"[red]{summary['failed']}[/red]" if summary["failed"] else "0",
+            str(summary["planned"]),
+            f"{summary['seconds']:.1f}s",
+        )
+        self.err.print(table)
+
+
+@contextmanager
+def reported_errors(reporter: Reporter) -> Iterator[None]:
+    """Turn photofix errors into one line and their exit code; keep tracebacks for PHOTOFIX_DEBUG=1."""
+    try:
+        yield
+    except PhotofixError as error:
+        if settings.debug():
+            traceback.print_exc()
+        reporter.error(str(error))
+        raise typer.Exit(error.exit_code) from None

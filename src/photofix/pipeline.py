@@ -1,0 +1,326 @@
+"""Restore one image or a whole folder; return per-file results, never print.
+
+``plan_jobs`` maps an input spec (file, folder, glob, ``-``) to (input, output)
+pairs; ``Restorer`` holds one loaded model and restores images; ``run_jobs``
+processes the pairs, keeps going past bad files, and yields a ``FileResult``
+per file for the CLI to render.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import imageio, tasks
+from .errors import OutputWriteError, UnsupportedImage, UsageError
+from .imageio import Image
+
+if TYPE_CHECKING:
+    from .manifest import Manifest, ModelEntry
+    from .models import LoadedModel
+
+STDIO = "-"
+DONE, SKIPPED, FAILED, PLANNED = "done", "skipped", "failed", "planned"
+_EXTENSION_FOR_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+_GLOB_CHARS = set("*?[")
+
+TileProgress = Callable[[int, int], None]
+
+
+@dataclass
+class Job:
+    """One input and where its output goes; ``None`` means stdin/stdout."""
+
+    input: Path | None
+    output: Path | None
+
+
+@dataclass
+class FileResult:
+    """What happened to one file: feeds the progress bar, the summary and ``--json``."""
+
+    input: str
+    output: str | None
+    status: str
+    reason: str | None = None
+    seconds: float = 0.0
+    model: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- discovery and output mapping ------------------------------------------------
+
+
+def _is_image_file(path: Path) -> bool:
+    """An image by its extension; broken links and unreadable entries count, so they are reported, not skipped."""
+    return path.suffix.lower() in imageio.SUPPORTED_EXTENSIONS and not path.is_dir()
+
+
+def _output_name(source: Path, fmt: str | None, suffix: str) -> str:
+    extension = _EXTENSION_FOR_FORMAT[fmt] if fmt else source.suffix
+    return f"{source.stem}{suffix}{extension}"
+
+
+def _discover(spec: str, recursive: bool) -> tuple[list[Path], Path | None]:
+    """Input files and the base folder their relative paths are taken from (None: single file)."""
+    path = Path(spec)
+    if path.is_dir():
+        walker = path.rglob("*") if recursive else path.iterdir()
+        return sorted(p for p in walker if _is_image_file(p)), path
+    if path.is_file() or path.is_symlink():
+        return [path], None
+    if _GLOB_CHARS & set(spec):
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=recursive) if _is_image_file(Path(p)))
+        base = Path(os.path.commonpath([str(p.parent) for p in matches])) if matches else None
+        return matches, base
+    raise UsageError(f"{spec}: no such file or folder; check the path")
+
+
+def plan_jobs(
+    input_spec: str,
+    output_spec: str,
+    *,
+    recursive: bool = False,
+    output_format: str | None = None,
+    suffix: str = "",
+) -> list[Job]:
+    """Map the command line's INPUT and OUTPUT to jobs; raise UsageError for impossible combinations."""
+    if input_spec == STDIO:
+        out = None if output_spec == STDIO else Path(output_spec)
+        if out is not None and out.is_dir():
+            raise UsageError(f"{output_spec}: stdin has no file name; give an output file, not a folder")
+        return [Job(None, out)]
+
+    inputs, base = _discover(input_spec, recursive)
+    if not inputs:
+        hint = " (add -r to search sub-folders)" if Path(input_spec).is_dir() and not recursive else ""
+        raise UsageError(f"{input_spec}: no images found{hint}; photofix reads {', '.join(sorted(imageio.SUPPORTED_EXTENSIONS))}")
+
+    output = Path(output_spec)
+    single = base is None and len(inputs) == 1
+    if output_spec == STDIO:
+        if not single:
+            raise UsageError("output '-' (stdout) takes a single input image, not a folder or glob")
+        return [Job(inputs[0], None)]
+    if single and not (output.is_dir() or output_spec.endswith(("/", os.sep))):
+        return [Job(inputs[0], output)]
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"{output_spec}: is a file, but the input is a folder or glob; give a folder as OUTPUT")
+
+    resolved_output = output.resolve()
+    in_place = base is not None and resolved_output == base.resolve()
+    if in_place and not suffix:
+        raise UsageError(
+            f"{output_spec}: OUTPUT is the input folder, so outputs would replace the originals; "
+            "choose another folder or add --suffix (e.g. --suffix _fixed)"
+        )
+    jobs = []
+    for source in inputs:
+        if not in_place and resolved_output in source.resolve().parents:
+            continue  # an earlier run's output inside the input tree is not an input
+        if in_place and source.stem.endswith(suffix):
+            continue  # nor is an earlier run's suffixed output beside its original
+        relative = source.relative_to(base) if base is not None else Path(source.name)
+        jobs.append(Job(source, output / relative.parent / _output_name(source, output_format, suffix)))
+    return jobs
+
+
+# --- restoring one image -------------------------------------------------------------
+
+
+@dataclass
+class TaskParams:
+    """Task options from the command line; None means the task's default."""
+
+    sigma: float | None = None
+    scale: float | None = None
+
+
+class Restorer:
+    """One loaded model applied to images with tiling; holds no per-image state."""
+
+    def __init__(
+        self,
+        task: str,
+        model: LoadedModel,
+        *,
+        params: TaskParams | None = None,
+        tile: int | None = None,
+        tile_overlap: int = 32,
+    ) -> None:
+        from .tiling import auto_tile_size
+
+        self.task = tasks.get_task(task)
+        self.model = model
+        self.params = params or TaskParams()
+        self.tile = auto_tile_size(model.device) if tile is None else tile
+        self.tile_overlap = tile_overlap
+        if self.task.name == "upscale" and model.scale == 1:
+            raise UsageError(f"{model.source}: a 1x model cannot upscale; choose an upscaling model")
+        if self.task.name == "denoise" and model.scale != 1:
+            raise UsageError(f"{model.source}: a {model.scale}x model changes the size; use it with 'upscale'")
+
+    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
+        """Return the restored image and details worth reporting (e.g. the noise level used)."""
+        from .tiling import run_tiled
+
+        details: dict[str, Any] = {}
+        sigma = self.params.sigma
+        if self.model.takes_noise_level:
+            if sigma is None:
+                sigma = tasks.estimate_noise_sigma(image.pixels)
+                details["sigma_estimated"] = True
+            details["sigma"] = round(sigma, 2)
+        elif sigma is not None:
+            details["sigma_ignored"] = "this model is blind: it estimates the noise itself"
+
+        pixels = tasks.prepare(image, self.model.in_channels)
+        model = self.model
+        split = tasks.per_channel(pixels.shape[2], model.in_channels)
+
+        def run(tile):
+            if split:
+                import torch
+
+                return torch.cat([model(tile[:, c : c + 1], sigma) for c in range(tile.shape[1])], dim=1)
+            return model(tile, sigma)
+
+        result = run_tiled(
+            run,
+            pixels,
+            scale=model.scale,
+            tile=self.tile,
+            overlap=self.tile_overlap,
+            multiple_of=model.multiple_of,
+            device=model.device,
+            dtype=model.dtype,
+            progress=on_tile,
+        )
+        final_scale = self.params.scale if self.task.changes_size else None
+        if self.task.changes_size:
+            details["scale"] = final_scale or model.scale
+        return tasks.finish(image, result, final_scale=final_scale), details
+
+
+def restore_image(image: Image, restorer: Restorer) -> Image:
+    """Convenience for library users: the restored image only."""
+    return restorer.restore(image)[0]
+
+
+# --- many files ----------------------------------------------------------------------
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def run_jobs(
+    jobs: list[Job],
+    get_restorer: Callable[[], Restorer],
+    *,
+    overwrite: bool = False,
+    dry_run: bool = False,
+    output_format: str | None = None,
+    quality: int | None = None,
+    max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
+    read_stdin: Callable[[], bytes] | None = None,
+    write_stdout: Callable[[bytes], None] | None = None,
+    on_file_start: Callable[[Job], None] | None = None,
+    on_tile: TileProgress | None = None,
+) -> Iterator[FileResult]:
+    """Process jobs in order, one result each; a bad file fails alone.
+
+    ``get_restorer`` is called once, at the first file that needs the model, so
+    a run where everything is skipped (or a dry run) loads nothing. Errors about
+    the model itself (weights missing, wrong architecture) end the run: every
+    later file would fail the same way.
+    """
+    restorer: Restorer | None = None
+    for job in jobs:
+        name = str(job.input) if job.input else "<stdin>"
+        out_name = str(job.output) if job.output else "<stdout>"
+        if job.input is not None and job.output is not None and _same_file(job.input, job.output):
+            yield FileResult(name, out_name, FAILED, "output would overwrite the input; choose another OUTPUT or add --suffix")
+            continue
+        if job.output is not None and job.output.exists() and not overwrite:
+            yield FileResult(name, out_name, SKIPPED, "output exists (use --overwrite to redo it)")
+            continue
+        if dry_run:
+            yield FileResult(name, out_name, PLANNED)
+            continue
+        if on_file_start is not None:
+            on_file_start(job)
+        started = time.perf_counter()
+        try:
+            image = _read(job, max_pixels, read_stdin)
+            if restorer is None:  # loading the model is not this file's time
+                loading = time.perf_counter()
+                restorer = get_restorer()
+                started += time.perf_counter() - loading
+            restored, details = restorer.restore(image, on_tile)
+            _write(restored, job, output_format, quality, write_stdout)
+        except (UnsupportedImage, OutputWriteError) as error:
+            yield FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
+            continue
+        yield FileResult(
+            name,
+            out_name,
+            DONE,
+            seconds=time.perf_counter() - started,
+            model=restorer.model.model_id or restorer.model.source,
+            details=details,
+        )
+
+
+def _read(job: Job, max_pixels: int | None, read_stdin: Callable[[], bytes] | None) -> Image:
+    if job.input is None:
+        if read_stdin is None:
+            raise UsageError("reading from stdin is not available here")
+        return imageio.decode_image(read_stdin(), name="<stdin>", max_pixels=max_pixels)
+    return imageio.read_image(job.input, max_pixels=max_pixels)
+
+
+def _write(
+    image: Image,
+    job: Job,
+    output_format: str | None,
+    quality: int | None,
+    write_stdout: Callable[[bytes], None] | None,
+) -> None:
+    if job.output is None:
+        if write_stdout is None:
+            raise UsageError("writing to stdout is not available here")
+        write_stdout(imageio.encode_image(image, format=output_format or image.meta.format, quality=quality))
+        return
+    fmt = output_format or imageio.format_for_path(job.output)
+    imageio.write_image(image, job.output, format=fmt, quality=quality)
+
+
+# --- choosing the model ------------------------------------------------------------
+
+
+def choose_entry(manifest: Manifest, task: str, model_id: str | None, tier: str | None) -> ModelEntry:
+    """The manifest entry for ``--model`` or the task's default for the tier."""
+    if model_id:
+        entry = manifest.get(model_id)
+        if entry.task != task:
+            raise UsageError(f"model {model_id!r} is for {entry.task}, not {task}; see 'photofix models list --task {task}'")
+        return entry
+    return manifest.default_for(task, tier)
+
+
+def default_overlap(manifest: Manifest, arch: str) -> int:
+    """Overlap for a ``--weights`` file: what the manifest uses for that architecture, else 32 px."""
+    overlaps = [e.tile_overlap for e in manifest.entries if e.arch == arch]
+    return max(overlaps) if overlaps else 32

@@ -1,0 +1,100 @@
+"""The task table and each task's work before and after the model.
+
+A task turns an ``Image`` into the array the model wants (``prepare``) and the
+model's output back into an ``Image`` (``finish``): grey sources are run as RGB
+and written back grey, alpha is carried (resized when the task changes the
+size), and upscale resamples to a requested final scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from .errors import UsageError
+from .imageio import Image
+
+# ITU-R BT.601 luma weights: how grey is recovered from a colour model's output.
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    summary: str
+    changes_size: bool = False
+
+
+TASKS: dict[str, Task] = {
+    "denoise": Task("denoise", "Remove sensor noise and grain."),
+    "upscale": Task("upscale", "Enlarge with a super-resolution network.", changes_size=True),
+}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UsageError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
+
+
+def prepare(image: Image, model_channels: int) -> np.ndarray:
+    """Pixels as the model wants them: grey repeated to RGB for colour models.
+
+    A colour image given to a grey model stays colour: the engine runs the model
+    on each channel in turn (see ``per_channel``).
+    """
+    pixels = image.pixels
+    if pixels.shape[2] == 1 and model_channels == 3:
+        return np.repeat(pixels, 3, axis=2)
+    return pixels
+
+
+def per_channel(image_channels: int, model_channels: int) -> bool:
+    """True when a one-channel model must be run once per colour channel."""
+    return model_channels == 1 and image_channels == 3
+
+
+def finish(image: Image, result: np.ndarray, *, final_scale: float | None = None) -> Image:
+    """Back to an Image like the source: grey stays grey, alpha follows, size as requested."""
+    if final_scale is not None:
+        target = (round(image.height * final_scale), round(image.width * final_scale))
+        if result.shape[:2] != target:
+            result = resize(result, target)
+    if image.meta.grayscale and result.shape[2] == 3:
+        result = (result @ _LUMA)[..., None]
+    alpha = image.alpha
+    if alpha is not None and alpha.shape != result.shape[:2]:
+        alpha = resize(alpha[..., None], result.shape[:2])[..., 0]
+    return replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha)
+
+
+def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resample H x W x C to ``size`` (h, w): area averaging down, Lanczos up."""
+    import cv2
+
+    h, w = size
+    shrinking = h < pixels.shape[0] or w < pixels.shape[1]
+    interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LANCZOS4
+    out = cv2.resize(pixels, (w, h), interpolation=interpolation)
+    if out.ndim == 2:
+        out = out[..., None]
+    return np.clip(out, 0.0, 1.0)
+
+
+def estimate_noise_sigma(pixels: np.ndarray) -> float:
+    """Noise standard deviation on the 0–255 scale, for non-blind denoisers.
+
+    Median absolute deviation of the finest diagonal Haar detail band, divided by
+    0.6745 (Donoho & Johnstone 1994): image structure is sparse in that band, so
+    its median is dominated by noise. The median over channels guards against
+    one odd channel.
+    """
+    h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
+    if h < 2 or w < 2:
+        return 0.0
+    x = pixels[:h, :w].astype(np.float64)
+    diagonal = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2.0
+    per_channel_sigma = [np.median(np.abs(diagonal[..., c])) / 0.6745 for c in range(x.shape[2])]
+    return float(np.median(per_channel_sigma) * 255.0)

@@ -1,0 +1,229 @@
+"""The command line end to end: folders, bad files, skipping, stdio, JSON, exit codes, models."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from typer.testing import CliRunner
+
+from photofix.cli import app
+from tests.helpers import add_noise, kair_ffdnet_state_dict
+
+runner = CliRunner()
+
+
+def invoke(*args: str, stdin: bytes | None = None):
+    return runner.invoke(app, [str(a) for a in args], input=stdin, catch_exceptions=False)
+
+
+@pytest.fixture
+def photos(tmp_path: Path, astronaut: np.ndarray, chelsea: np.ndarray) -> Path:
+    """A folder of two small noisy photos, one in a sub-folder."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    PILImage.fromarray(add_noise(astronaut[100:164, 200:264], 20)).save(folder / "astronaut.png")
+    PILImage.fromarray(add_noise(chelsea[50:114, 150:214], 20, seed=1)).save(folder / "sub" / "chelsea.jpg", quality=92)
+    return folder
+
+
+@pytest.fixture
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("PHOTOFIX_HOME", str(home))
+    monkeypatch.delenv("PHOTOFIX_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    return home
+
+
+def no_temp_files(folder: Path) -> bool:
+    names = [p.name for p in folder.rglob("*")]
+    return not any(".tmp" in n or n.startswith(".") for n in names)
+
+
+def test_help_and_version_do_not_import_torch() -> None:
+    code = "import sys; from photofix.cli import app; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    version = subprocess.run([sys.executable, "-m", "photofix", "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("photofix ")
+
+
+def test_installed_entry_point_runs(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    exe = Path(sys.executable).with_name("photofix")
+    out = tmp_path / "out.png"
+    done = subprocess.run(
+        [str(exe), "denoise", str(photos / "astronaut.png"), str(out), "--weights", str(ffdnet_weights["rgb"]), "--sigma", "20"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert PILImage.open(out).size == (64, 64)
+
+
+def test_folder_with_bad_files_keeps_going(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    jpeg = io.BytesIO()
+    PILImage.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(jpeg, format="JPEG")
+    (photos / "truncated.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 2])
+    (photos / "notes.jpg").write_text("this is a text file")
+    (photos / "empty.png").write_bytes(b"")
+    (photos / "broken-link.png").symlink_to(photos / "missing.png")
+    out = tmp_path / "out"
+
+    result = invoke("denoise", photos, out, "-r", "--weights", ffdnet_weights["rgb"])
+
+    assert result.exit_code == 1
+    assert (out / "astronaut.png").is_file() and (out / "sub" / "chelsea.jpg").is_file()
+    for bad in ("truncated.jpg", "notes.jpg", "empty.png", "broken-link.png"):
+        assert not (out / bad).exists()
+        lines = [line for line in result.stderr.splitlines() if bad in line]
+        assert len(lines) == 1 and lines[0].startswith("failed"), result.stderr
+    assert no_temp_files(out)
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    out = tmp_path / "out"
+    assert invoke("denoise", photos, out, "--weights", ffdnet_weights["rgb"]).exit_code == 0
+    target = out / "astronaut.png"
+    target.write_bytes(b"stale")
+    again = invoke("denoise", photos, out, "--weights", ffdnet_weights["rgb"])
+    assert again.exit_code == 0 and "skipped" in again.stderr
+    assert target.read_bytes() == b"stale"
+    redo = invoke("denoise", photos, out, "--weights", ffdnet_weights["rgb"], "--overwrite")
+    assert redo.exit_code == 0
+    assert PILImage.open(target).size == (64, 64)
+
+
+def test_input_is_never_overwritten(photos: Path, ffdnet_weights) -> None:
+    source = photos / "astronaut.png"
+    before = source.read_bytes()
+    single = invoke("denoise", source, source, "--weights", ffdnet_weights["rgb"], "--overwrite")
+    same_folder = invoke("denoise", photos, photos, "--weights", ffdnet_weights["rgb"], "--overwrite")
+    assert single.exit_code == 1 and "overwrite the input" in single.stderr
+    assert same_folder.exit_code == 2 and "--suffix" in same_folder.stderr
+    assert source.read_bytes() == before
+
+
+def test_same_folder_with_suffix_does_not_reprocess_outputs(photos: Path, ffdnet_weights) -> None:
+    first = invoke("denoise", photos, photos, "--suffix", "_clean", "--weights", ffdnet_weights["rgb"])
+    assert first.exit_code == 0 and (photos / "astronaut_clean.png").is_file()
+    second = invoke("denoise", photos, photos, "--suffix", "_clean", "--weights", ffdnet_weights["rgb"], "--json")
+    inputs = [json.loads(line).get("input") for line in second.stdout.splitlines()[:-1]]
+    assert inputs == [str(photos / "astronaut.png")]
+    assert not (photos / "astronaut_clean_clean.png").exists()
+
+
+def test_suffix_and_format(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    out = tmp_path / "out"
+    result = invoke("denoise", photos, out, "-r", "--format", "jpg", "--suffix", "_clean", "--weights", ffdnet_weights["rgb"])
+    assert result.exit_code == 0, result.stderr
+    assert PILImage.open(out / "astronaut_clean.jpg").format == "JPEG"
+    assert (out / "sub" / "chelsea_clean.jpg").is_file()
+
+
+def test_dry_run_loads_and_writes_nothing(photos: Path, tmp_path: Path) -> None:
+    bogus = tmp_path / "bogus.pth"
+    bogus.write_bytes(b"not weights")  # would fail with exit code 3 if it were loaded
+    out = tmp_path / "out"
+    result = invoke("denoise", photos, out, "-r", "--dry-run", "--weights", bogus)
+    assert result.exit_code == 0
+    assert result.stderr.count("planned") >= 2
+    assert not out.exists()
+
+
+def test_json_records_on_stdout(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    result = invoke("denoise", photos, tmp_path / "out", "-r", "--json", "--weights", ffdnet_weights["rgb"])
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    files, summary = records[:-1], records[-1]["summary"]
+    assert {Path(r["input"]).name for r in files} == {"astronaut.png", "chelsea.jpg"}
+    assert all(r["status"] == "done" and r["details"]["sigma_estimated"] for r in files)
+    assert summary["done"] == 2 and summary["failed"] == 0
+
+
+def test_stdin_to_stdout(photos: Path, ffdnet_weights) -> None:
+    data = (photos / "astronaut.png").read_bytes()
+    result = invoke("denoise", "-", "-", "--weights", ffdnet_weights["rgb"], "--sigma", "20", "-q", stdin=data)
+    assert result.exit_code == 0
+    restored = PILImage.open(io.BytesIO(result.stdout_bytes))
+    assert restored.format == "PNG" and restored.size == (64, 64)
+
+
+def test_sigma_estimate_is_reported(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    result = invoke("denoise", photos / "astronaut.png", tmp_path / "a.png", "--weights", ffdnet_weights["rgb"])
+    assert result.exit_code == 0 and "sigma=" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--model", "ffdnet-color", "--weights", "{w}"], "give one of them"),
+        (["--model", "ffdnet-colour"], "ffdnet-color"),
+        (["--model", "dat-x4"], "is for upscale"),
+    ],
+)
+def test_usage_errors_exit_2(photos: Path, tmp_path: Path, ffdnet_weights, isolated_home: Path, args: list[str], message: str) -> None:
+    args = [a.replace("{w}", str(ffdnet_weights["rgb"])) for a in args]
+    result = invoke("denoise", photos / "astronaut.png", tmp_path / "o.png", "--offline", *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_missing_input_is_a_usage_error(tmp_path: Path) -> None:
+    result = invoke("denoise", tmp_path / "nope", tmp_path / "out")
+    assert result.exit_code == 2 and "no such file or folder" in result.stderr
+
+
+def test_offline_without_cached_weights_exits_3(photos: Path, tmp_path: Path, isolated_home: Path) -> None:
+    out = tmp_path / "out"
+    result = invoke("denoise", photos, out, "--offline")
+    assert result.exit_code == 3
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "photofix models download" in errors[0] and "models import" in errors[0]
+    assert not out.exists() or not any(out.rglob("*.png"))
+
+
+def test_models_import_then_run_offline(photos: Path, tmp_path: Path, isolated_home: Path) -> None:
+    weights = tmp_path / "ffdnet_color.pth"
+    torch.save(kair_ffdnet_state_dict(identity=True), weights)
+
+    imported = invoke("models", "import", "ffdnet-color", weights)
+    assert imported.exit_code == 0 and "no published sha256" in imported.stderr
+    where = invoke("models", "path", "ffdnet-color")
+    assert where.exit_code == 0 and Path(where.stdout.strip()).is_file()
+    listed = invoke("models", "list", "--task", "denoise", "--json")
+    cached = {r["id"]: r["cached"] for r in map(json.loads, listed.stdout.splitlines())}
+    assert cached == {"scunet-color-real": False, "ffdnet-color": True, "ffdnet-gray": False}
+
+    out = tmp_path / "out.png"
+    result = invoke("denoise", photos / "astronaut.png", out, "--model", "ffdnet-color", "--offline", "--sigma", "10")
+    assert result.exit_code == 0, result.stderr
+    # the identity-wired test weights return the input: proves the manifest path ran this file
+    np.testing.assert_array_equal(np.array(PILImage.open(out)), np.array(PILImage.open(photos / "astronaut.png")))
+
+
+def test_models_import_rejects_a_wrong_file(tmp_path: Path, isolated_home: Path) -> None:
+    wrong = tmp_path / "scunet.pth"
+    wrong.write_bytes(b"definitely not the published file")
+    result = invoke("models", "import", "scunet-color-real", wrong)
+    assert result.exit_code == 3
+    assert "fa78899b" in result.stderr  # the expected hash is named
+    assert invoke("models", "path", "scunet-color-real").exit_code == 3
+
+
+def test_models_list_shows_licences(isolated_home: Path) -> None:
+    result = invoke("models", "list")
+    assert result.exit_code == 0
+    for text in ("scunet-color-real", "Apache-2.0", "dat-x4", "BSD-3"):
+        assert text in result.stdout
+
+
+def test_upscale_rejects_a_1x_model(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    result = invoke("upscale", photos / "astronaut.png", tmp_path / "o.png", "--weights", ffdnet_weights["rgb"])
+    assert result.exit_code == 2 and "cannot upscale" in result.stderr
