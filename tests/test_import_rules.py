@@ -1,0 +1,81 @@
+"""Keep the import arrows of ARCHITECTURE.md honest, by reading the source (no imports run)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "photofix"
+
+# Lower layers never import higher ones: cli → pipeline → models/tiling/imageio/tasks → archs/weights/manifest → settings/errors
+LAYER = {
+    "errors": 0, "settings": 0,
+    "manifest": 1, "weights": 1, "archs": 1,
+    "models": 2, "tiling": 2, "imageio": 2, "tasks": 2,
+    "pipeline": 3,
+    "cli": 4, "__main__": 4,
+}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        relative = path.relative_to(PACKAGE)
+        top = relative.parts[0].removesuffix(".py")
+        if top == "__init__":
+            continue
+        yield top, path, ast.parse(path.read_text(), str(path))
+
+
+def _imported(tree: ast.AST, path: Path) -> set[str]:
+    """Top-level names imported: external packages by name, photofix modules as 'photofix.X'."""
+    names: set[str] = set()
+    depth_in_package = len(path.relative_to(PACKAGE).parts) - 1
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] if not alias.name.startswith("photofix.") else "photofix." + alias.name.split(".")[1] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0:
+                names.add("photofix." + module.split(".")[1] if module.startswith("photofix.") else module.split(".")[0])
+            elif node.level > depth_in_package:  # relative import reaching the package root
+                targets = [module.split(".")[0]] if module else [a.name for a in node.names]
+                names.update("photofix." + t for t in targets)
+    return names
+
+
+def test_only_cli_imports_typer_and_rich() -> None:
+    offenders = [str(p) for top, p, tree in _modules() if top != "cli" and _imported(tree, p) & {"typer", "rich"}]
+    assert offenders == []
+
+
+def test_only_weights_imports_huggingface_hub() -> None:
+    offenders = [str(p) for top, p, tree in _modules() if top != "weights" and "huggingface_hub" in _imported(tree, p)]
+    assert offenders == []
+
+
+def test_library_code_never_prints() -> None:
+    offenders = []
+    for top, path, tree in _modules():
+        if top in {"cli", "__main__"}:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
+def test_imports_flow_one_way() -> None:
+    wrong = []
+    for top, path, tree in _modules():
+        for name in _imported(tree, path):
+            if name.startswith("photofix."):
+                target = name.split(".")[1]
+                if target in LAYER and LAYER[target] > LAYER[top]:
+                    wrong.append(f"{path.relative_to(PACKAGE)} imports {target}")
+    assert wrong == []
+
+
+def test_the_checker_sees_relative_imports() -> None:
+    tree = ast.parse("from ..pipeline import run_jobs\nfrom . import imageio\n")
+    assert _imported(tree, PACKAGE / "cli" / "app.py") == {"photofix.pipeline"}
+    assert _imported(tree, PACKAGE / "pipeline.py") >= {"photofix.pipeline", "photofix.imageio"}

@@ -1,0 +1,76 @@
+"""Task hooks: noise-level estimate, grey in/grey out, alpha handling, final scale."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from photofix.errors import UsageError
+from photofix.imageio import Image, ImageMeta
+from photofix.models import load_model
+from photofix.pipeline import Restorer, TaskParams
+from photofix.tasks import estimate_noise_sigma, finish, get_task
+from tests.helpers import add_noise
+
+
+def _image(pixels: np.ndarray, alpha: np.ndarray | None = None, grayscale: bool = False) -> Image:
+    meta = ImageMeta(
+        format="PNG", mode="L" if grayscale else "RGB", bit_depth=8, grayscale=grayscale, exif=None,
+        icc_profile=None, xmp=None, dpi=None, quality=None, subsampling=None, source_name="test.png",
+    )
+    return Image(pixels=pixels.astype(np.float32), alpha=alpha, meta=meta)
+
+
+@pytest.mark.parametrize("sigma", [10, 25, 40])
+def test_noise_estimate_tracks_the_true_level(astronaut: np.ndarray, sigma: float) -> None:
+    noisy = add_noise(astronaut, sigma, seed=3) / 255.0
+    estimate = estimate_noise_sigma(noisy)
+    # clipping at 0/255 removes a little noise, texture adds a little
+    assert abs(estimate - sigma) < 0.15 * sigma + 1.5
+
+
+def test_noise_estimate_is_low_on_a_clean_photo(chelsea: np.ndarray) -> None:
+    assert estimate_noise_sigma(chelsea / 255.0) < 4.0
+
+
+def test_grey_source_is_written_back_grey(ffdnet_weights, astronaut: np.ndarray) -> None:
+    grey = (add_noise(astronaut[:96, :96].mean(axis=2).astype(np.uint8), 20) / 255.0)[..., None]
+    model = load_model(ffdnet_weights["rgb"], device="cpu")  # a colour model
+    restored, details = Restorer("denoise", model, params=TaskParams(sigma=20), tile=0).restore(_image(grey, grayscale=True))
+    assert restored.pixels.shape == (96, 96, 1)
+    assert details["sigma"] == 20
+
+
+def test_colour_image_through_grey_model_stays_colour(ffdnet_weights, astronaut: np.ndarray) -> None:
+    rgb = add_noise(astronaut[:64, :64], 15) / 255.0
+    model = load_model(ffdnet_weights["gray"], device="cpu")
+    restored, _ = Restorer("denoise", model, params=TaskParams(sigma=15), tile=0).restore(_image(rgb))
+    assert restored.pixels.shape == (64, 64, 3)
+    assert not np.allclose(restored.pixels[..., 0], restored.pixels[..., 1])
+
+
+def test_alpha_is_untouched_by_denoise_and_resized_by_upscale(ffdnet_weights, dat_weights, astronaut: np.ndarray) -> None:
+    rgb = astronaut[:24, :32] / 255.0
+    alpha = np.tile(np.linspace(0, 1, 32, dtype=np.float32), (24, 1))
+    image = _image(rgb, alpha=alpha)
+    denoised, _ = Restorer("denoise", load_model(ffdnet_weights["rgb"], device="cpu"), params=TaskParams(sigma=5), tile=0).restore(image)
+    assert denoised.alpha is alpha
+    upscaled, details = Restorer("upscale", load_model(dat_weights[2], device="cpu"), tile=0).restore(image)
+    assert upscaled.pixels.shape == (48, 64, 3) and upscaled.alpha.shape == (48, 64)
+    assert details["scale"] == 2
+    # a horizontal ramp stays a ramp
+    assert np.all(np.diff(upscaled.alpha[10]) >= -1e-3)
+
+
+def test_finish_resamples_to_the_final_scale() -> None:
+    image = _image(np.zeros((10, 20, 3)))
+    model_output = np.zeros((40, 80, 3), np.float32)  # a 4x model
+    assert finish(image, model_output, final_scale=2).pixels.shape == (20, 40, 3)
+    assert finish(replace(image), model_output, final_scale=1.5).pixels.shape == (15, 30, 3)
+
+
+def test_unknown_task_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="denoise"):
+        get_task("sharpen")
