@@ -227,3 +227,21 @@ def test_models_list_shows_licences(isolated_home: Path) -> None:
 def test_upscale_rejects_a_1x_model(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
     result = invoke("upscale", photos / "astronaut.png", tmp_path / "o.png", "--weights", ffdnet_weights["rgb"])
     assert result.exit_code == 2 and "cannot upscale" in result.stderr
+
+
+def test_an_unexpected_error_fails_only_that_file(photos: Path, tmp_path: Path, ffdnet_weights, monkeypatch: pytest.MonkeyPatch) -> None:
+    from photofix import pipeline
+
+    real_restore = pipeline.Restorer.restore
+
+    def flaky(self, image, on_tile=None):
+        if image.meta.source_name.endswith("astronaut.png"):
+            raise RuntimeError("simulated kernel failure")
+        return real_restore(self, image, on_tile)
+
+    monkeypatch.setattr(pipeline.Restorer, "restore", flaky)
+    out = tmp_path / "out"
+    result = invoke("denoise", photos, out, "-r", "--weights", ffdnet_weights["rgb"])
+    assert result.exit_code == 1
+    assert "simulated kernel failure" in result.stderr
+    assert (out / "sub" / "chelsea.jpg").is_file() and not (out / "astronaut.png").exists()

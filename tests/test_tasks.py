@@ -74,3 +74,20 @@ def test_finish_resamples_to_the_final_scale() -> None:
 def test_unknown_task_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="denoise"):
         get_task("sharpen")
+
+
+def test_nan_output_in_half_precision_is_redone_in_fp32(ffdnet_weights, astronaut: np.ndarray) -> None:
+    import torch
+
+    model = load_model(ffdnet_weights["rgb"], device="cpu", precision="bf16")
+    real_call = type(model.descriptor.model).forward
+
+    def overflow_in_half(self, x, sigma):
+        out = real_call(self, x, sigma)
+        return out * float("nan") if x.dtype != torch.float32 else out
+
+    model.descriptor.model.forward = overflow_in_half.__get__(model.descriptor.model)
+    restorer = Restorer("denoise", model, params=TaskParams(sigma=10), tile=0)
+    restored, details = restorer.restore(_image(astronaut[:32, :32] / 255.0))
+    assert details["precision_fallback"] == "fp32" and model.dtype == torch.float32
+    assert np.isfinite(restored.pixels).all()

@@ -137,6 +137,11 @@ class LoadedModel:
     source: str
     model_id: str | None = None
 
+    def use_float32(self) -> None:
+        """Switch to fp32 for good (after half precision produced NaN/inf)."""
+        self.descriptor.model.to(torch.float32)
+        self.dtype = torch.float32
+
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
         """(1, C, h, w) in [0, 1] → (1, C', h·s, w·s) in [0, 1]; any h, w.

@@ -16,8 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from . import imageio, tasks
-from .errors import OutputWriteError, UnsupportedImage, UsageError
+from .errors import NonFiniteOutput, PhotofixError, UsageError, WeightsError
 from .imageio import Image
 
 if TYPE_CHECKING:
@@ -168,10 +170,23 @@ class Restorer:
         if self.task.name == "denoise" and model.scale != 1:
             raise UsageError(f"{model.source}: a {model.scale}x model changes the size; use it with 'upscale'")
 
-    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
-        """Return the restored image and details worth reporting (e.g. the noise level used)."""
+    def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None) -> Any:
         from .tiling import run_tiled
 
+        return run_tiled(
+            fn,
+            pixels,
+            scale=self.model.scale,
+            tile=self.tile,
+            overlap=self.tile_overlap,
+            multiple_of=self.model.multiple_of,
+            device=self.model.device,
+            dtype=self.model.dtype,
+            progress=on_tile,
+        )
+
+    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
+        """Return the restored image and details worth reporting (e.g. the noise level used)."""
         details: dict[str, Any] = {}
         sigma = self.params.sigma
         if self.model.takes_noise_level:
@@ -188,22 +203,18 @@ class Restorer:
 
         def run(tile):
             if split:
-                import torch
-
                 return torch.cat([model(tile[:, c : c + 1], sigma) for c in range(tile.shape[1])], dim=1)
             return model(tile, sigma)
 
-        result = run_tiled(
-            run,
-            pixels,
-            scale=model.scale,
-            tile=self.tile,
-            overlap=self.tile_overlap,
-            multiple_of=model.multiple_of,
-            device=model.device,
-            dtype=model.dtype,
-            progress=on_tile,
-        )
+        try:
+            result = self._run(run, pixels, on_tile)
+        except NonFiniteOutput:
+            if model.dtype == torch.float32:
+                raise
+            # Half precision overflowed (black/NaN output on some GPUs): redo this image in fp32.
+            model.use_float32()
+            details["precision_fallback"] = "fp32"
+            result = self._run(run, pixels, on_tile)
         final_scale = self.params.scale if self.task.changes_size else None
         if self.task.changes_size:
             details["scale"] = final_scale or model.scale
@@ -270,8 +281,14 @@ def run_jobs(
                 started += time.perf_counter() - loading
             restored, details = restorer.restore(image, on_tile)
             _write(restored, job, output_format, quality, write_stdout)
-        except (UnsupportedImage, OutputWriteError) as error:
+        except (WeightsError, UsageError):
+            raise  # about the model or the command: every later file would fail the same way
+        except PhotofixError as error:  # bad image, unwritable output, out of memory …
             yield FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
+            continue
+        except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
+            reason = f"unexpected {type(error).__name__}: {error} (PHOTOFIX_DEBUG=1 shows where)"
+            yield FileResult(name, out_name, FAILED, reason, time.perf_counter() - started, details={"exception": repr(error)})
             continue
         yield FileResult(
             name,
