@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+from pathlib import Path
+
 import numpy as np
 import torch
+
+REV = "0123456789abcdef0123456789abcdef01234567"
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
@@ -41,3 +51,43 @@ def kair_ffdnet_state_dict(channels: int = 3, features: int = 96, layers: int = 
         state[f"model.{2 * i}.weight"] = weight
         state[f"model.{2 * i}.bias"] = torch.zeros(out_c)
     return state
+
+
+class FakeHub:
+    """Stands in for hf_hub_download: local 'upstream' folder in, real HF cache layout out."""
+
+    def __init__(self, upstream: Path) -> None:
+        self.upstream = upstream
+        self.calls: list[dict] = []
+        self.error: BaseException | None = None
+
+    def publish(self, repo: str, filename: str, data: bytes, revision: str = REV) -> None:
+        path = self.upstream / repo / revision / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    def __call__(self, repo_id, filename, *, revision, repo_type, cache_dir, local_files_only):
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+        self.calls.append(
+            dict(repo_id=repo_id, filename=filename, revision=revision, repo_type=repo_type,
+                 cache_dir=cache_dir, local_files_only=local_files_only)
+        )
+        root = Path(cache_dir) / f"{repo_type}s--{repo_id.replace('/', '--')}"
+        pointer = root / "snapshots" / revision / filename
+        if pointer.exists():
+            return str(pointer)
+        if local_files_only:
+            raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache")
+        if self.error is not None:
+            raise self.error
+        src = self.upstream / repo_id / revision / filename
+        if not src.exists():
+            raise EntryNotFoundError(f"{filename} not in {repo_id}")
+        data = src.read_bytes()
+        blob = root / "blobs" / sha(data)  # LFS etag == sha256 of the content
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        pointer.parent.mkdir(parents=True, exist_ok=True)
+        pointer.symlink_to(os.path.relpath(blob, pointer.parent))
+        return str(pointer)

@@ -245,3 +245,80 @@ def test_an_unexpected_error_fails_only_that_file(photos: Path, tmp_path: Path, 
     assert result.exit_code == 1
     assert "simulated kernel failure" in result.stderr
     assert (out / "sub" / "chelsea.jpg").is_file() and not (out / "astronaut.png").exists()
+
+
+def test_metadata_survives_a_restoration(tmp_path: Path, astronaut: np.ndarray, ffdnet_weights) -> None:
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    stored = astronaut[:48, :80]  # stored landscape; Orientation 6 means "rotate 90° clockwise to view"
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    exif.get_ifd(0x8769)[0x9003] = "2001:02:03 04:05:06"  # DateTimeOriginal
+    src = tmp_path / "phone.jpg"
+    PILImage.fromarray(stored).save(src, exif=exif.tobytes(), icc_profile=icc, quality=90)
+    out = tmp_path / "out.jpg"
+
+    assert invoke("denoise", src, out, "--weights", ffdnet_weights["rgb"], "--sigma", "5").exit_code == 0
+
+    restored = PILImage.open(out)
+    assert restored.size == (48, 80)  # upright: width and height swapped
+    assert restored.getexif().get(0x0112, 1) == 1
+    assert restored.getexif().get_ifd(0x8769).get(0x9003) == "2001:02:03 04:05:06"
+    assert restored.info.get("icc_profile") == icc
+
+
+def test_sixteen_bit_and_alpha_survive(tmp_path: Path, ffdnet_weights) -> None:
+    ramp = np.linspace(0, 65535, 64 * 64, dtype=np.float64).reshape(64, 64).astype(np.uint16)
+    grey16 = tmp_path / "grey16.png"
+    PILImage.fromarray(ramp).save(grey16)
+    rgba = tmp_path / "rgba.png"
+    pixels = np.dstack([np.full((32, 32, 3), 120, np.uint8), np.tile(np.arange(0, 256, 8, dtype=np.uint8), (32, 1))])
+    PILImage.fromarray(pixels, "RGBA").save(rgba)
+    out = tmp_path / "out"
+
+    assert invoke("denoise", tmp_path, out, "--weights", ffdnet_weights["rgb"], "--sigma", "2").exit_code == 0
+
+    grey_out = PILImage.open(out / "grey16.png")
+    assert grey_out.mode.startswith("I") and np.asarray(grey_out).max() > 255  # still 16-bit grey
+    assert len(np.unique(np.asarray(grey_out))) > 1000  # more levels than 8 bits could hold
+    rgba_out = np.asarray(PILImage.open(out / "rgba.png"))
+    assert rgba_out.shape == (32, 32, 4)
+    np.testing.assert_array_equal(rgba_out[..., 3], pixels[..., 3])  # alpha untouched by a 1x task
+
+
+def test_models_download_with_wrong_file_exits_3_and_keeps_nothing(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from photofix import weights
+    from photofix.manifest import load_manifest
+    from tests.helpers import FakeHub
+
+    entry = load_manifest().get("scunet-color-real")
+    hub = FakeHub(tmp_path / "upstream")
+    hub.publish(entry.source.repo, entry.source.filename, b"tampered mirror", revision=entry.source.revision)
+    monkeypatch.setattr(weights, "_hf_hub_download", hub)
+
+    result = invoke("models", "download", "scunet-color-real")
+
+    assert result.exit_code == 3
+    assert entry.sha256 in result.stderr and "sha256" in result.stderr
+    assert invoke("models", "path", "scunet-color-real").exit_code == 3  # the bad file was removed
+
+
+def test_first_run_downloads_then_reports_recorded_hash(photos: Path, tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from photofix import weights
+
+    weights_file = tmp_path / "upstream-ffdnet.pth"
+    torch.save(kair_ffdnet_state_dict(identity=True), weights_file)
+    opened: list[str] = []
+
+    def fake_open(url: str):
+        opened.append(url)
+        return weights_file.open("rb")
+
+    monkeypatch.setattr(weights, "_open_url", fake_open)
+    first = invoke("denoise", photos / "astronaut.png", tmp_path / "a.png", "--tier", "fast", "--sigma", "5")
+    assert first.exit_code == 0, first.stderr
+    assert "downloading ffdnet-color" in first.stderr and "recorded" in first.stderr
+    assert opened == ["https://github.com/cszn/KAIR/releases/download/v1.0/ffdnet_color.pth"]
+    second = invoke("denoise", photos / "astronaut.png", tmp_path / "b.png", "--tier", "fast", "--sigma", "5")
+    assert second.exit_code == 0 and "downloading" not in second.stderr and len(opened) == 1

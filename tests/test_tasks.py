@@ -91,3 +91,35 @@ def test_nan_output_in_half_precision_is_redone_in_fp32(ffdnet_weights, astronau
     restored, details = restorer.restore(_image(astronaut[:32, :32] / 255.0))
     assert details["precision_fallback"] == "fp32" and model.dtype == torch.float32
     assert np.isfinite(restored.pixels).all()
+
+
+def test_requested_scale_prefers_a_native_model_of_the_same_tier() -> None:
+    from photofix.manifest import parse_manifest
+    from photofix.pipeline import choose_entry
+
+    def model(id_: str, tier: str, scale: int) -> str:
+        return f"""
+[[model]]
+id = "{id_}"
+task = "upscale"
+arch = "ESRGAN"
+tier = "{tier}"
+license = "MIT"
+commercial_use = true
+sha256 = "unverified"
+tile_overlap = 16
+[model.source]
+url = "https://example.org/{id_}.pth"
+filename = "{id_}.pth"
+[model.params]
+scale = {scale}
+"""
+
+    manifest = parse_manifest(
+        'schema = 1\n[defaults.upscale]\ndefault = "balanced"\nfast = "a4"\nbalanced = "b4"\nbest = "b4"\n'
+        + model("a4", "fast", 4) + model("b4", "balanced", 4) + model("b2", "balanced", 2) + model("a2", "fast", 2)
+    )
+    assert choose_entry(manifest, "upscale", None, None, None).id == "b4"
+    assert choose_entry(manifest, "upscale", None, None, 2).id == "b2"
+    assert choose_entry(manifest, "upscale", None, "fast", 2).id == "a2"
+    assert choose_entry(manifest, "upscale", None, None, 3).id == "b4"  # none native: resample the default

@@ -120,3 +120,26 @@ def test_progress_reports_every_tile() -> None:
     run_tiled(lambda x: x, np.zeros((100, 100, 3), np.float32), tile=40, overlap=8, progress=lambda d, t: reports.append((d, t)))
     total = plan_tiles(100, 100, 40, 8).count
     assert reports == [(i, total) for i in range(1, total + 1)]
+
+
+def test_measured_memory_sees_internal_allocations() -> None:
+    import time as _time
+
+    from photofix.tiling import measure_bytes_per_pixel
+
+    def hungry(x: torch.Tensor) -> torch.Tensor:
+        scratch = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB that no module output would show
+        _time.sleep(0.05)
+        return x + scratch[0] * 0
+
+    per_pixel = measure_bytes_per_pixel(hungry, 3, "cpu", probe=64)
+    assert per_pixel > 0.5 * 64 * 1024 * 1024 / 64**2
+
+
+def test_auto_tile_shrinks_as_models_get_hungrier() -> None:
+    from photofix.tiling import auto_tile_size
+
+    light = auto_tile_size("cpu", 2_000, align=2)
+    heavy = auto_tile_size("cpu", 200_000, align=2)
+    assert 128 <= heavy < light <= 2048
+    assert light % 2 == 0 and heavy % 8 == 0

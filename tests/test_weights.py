@@ -7,7 +7,6 @@ real huggingface_hub cache layout; URL downloads use ``file://`` URLs or a patch
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -30,14 +29,10 @@ from photofix.errors import (
     WeightsNotCached,
 )
 from photofix.manifest import HubSource, ModelEntry, UrlSource
+from tests.helpers import REV, FakeHub, sha
 
-REV = "0123456789abcdef0123456789abcdef01234567"
 GOOD = b"good weights " * 1000
 BAD = b"evil weights " * 1000  # same size as GOOD on purpose
-
-
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def make_entry(source, data: bytes | None, *, model_id: str = "m1", size: int | None = None) -> ModelEntry:
@@ -60,46 +55,6 @@ def make_entry(source, data: bytes | None, *, model_id: str = "m1", size: int | 
 
 def hub_source(repo: str = "owner/repo", filename: str = "w.pth") -> HubSource:
     return HubSource(repo, filename, REV)
-
-
-class FakeHub:
-    """Stands in for hf_hub_download: local 'upstream' folder in, real HF cache layout out."""
-
-    def __init__(self, upstream: Path) -> None:
-        self.upstream = upstream
-        self.calls: list[dict] = []
-        self.error: BaseException | None = None
-
-    def publish(self, repo: str, filename: str, data: bytes) -> None:
-        path = self.upstream / repo / REV / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-    def __call__(self, repo_id, filename, *, revision, repo_type, cache_dir, local_files_only):
-        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
-
-        self.calls.append(
-            dict(repo_id=repo_id, filename=filename, revision=revision, repo_type=repo_type,
-                 cache_dir=cache_dir, local_files_only=local_files_only)
-        )
-        root = Path(cache_dir) / f"{repo_type}s--{repo_id.replace('/', '--')}"
-        pointer = root / "snapshots" / revision / filename
-        if pointer.exists():
-            return str(pointer)
-        if local_files_only:
-            raise LocalEntryNotFoundError("Cannot find the requested files in the disk cache")
-        if self.error is not None:
-            raise self.error
-        src = self.upstream / repo_id / revision / filename
-        if not src.exists():
-            raise EntryNotFoundError(f"{filename} not in {repo_id}")
-        data = src.read_bytes()
-        blob = root / "blobs" / sha(data)  # LFS etag == sha256 of the content
-        blob.parent.mkdir(parents=True, exist_ok=True)
-        blob.write_bytes(data)
-        pointer.parent.mkdir(parents=True, exist_ok=True)
-        pointer.symlink_to(os.path.relpath(blob, pointer.parent))
-        return str(pointer)
 
 
 @pytest.fixture(autouse=True)

@@ -136,6 +136,8 @@ class LoadedModel:
     dtype: torch.dtype
     source: str
     model_id: str | None = None
+    sha256: str | None = None  # of the weights file, when it came from the store
+    hash_recorded_now: bool = False  # trust on first use: its hash was just recorded
 
     def use_float32(self) -> None:
         """Switch to fp32 for good (after half precision produced NaN/inf)."""
@@ -244,4 +246,7 @@ def load_entry(
     from .weights import fetch
 
     fetched = fetch(entry, offline=offline)
-    return load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision)
+    model = load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision)
+    model.sha256 = fetched.sha256
+    model.hash_recorded_now = fetched.first_use_hash
+    return model

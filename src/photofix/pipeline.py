@@ -147,7 +147,11 @@ class TaskParams:
 
 
 class Restorer:
-    """One loaded model applied to images with tiling; holds no per-image state."""
+    """One loaded model applied to images with tiling.
+
+    ``tile`` None means auto: the model's memory per pixel is measured on a small
+    probe tile at the first image and the tile side chosen from free memory.
+    """
 
     def __init__(
         self,
@@ -158,20 +162,27 @@ class Restorer:
         tile: int | None = None,
         tile_overlap: int = 32,
     ) -> None:
-        from .tiling import auto_tile_size
-
         self.task = tasks.get_task(task)
         self.model = model
         self.params = params or TaskParams()
-        self.tile = auto_tile_size(model.device) if tile is None else tile
+        self.tile = tile  # None = auto: measured on the first image, then kept
         self.tile_overlap = tile_overlap
         if self.task.name == "upscale" and model.scale == 1:
             raise UsageError(f"{model.source}: a 1x model cannot upscale; choose an upscaling model")
         if self.task.name == "denoise" and model.scale != 1:
             raise UsageError(f"{model.source}: a {model.scale}x model changes the size; use it with 'upscale'")
 
+    def _auto_tile(self, fn: Callable[[Any], Any], channels: int) -> int:
+        from .tiling import auto_tile_size, measure_bytes_per_pixel
+
+        per_pixel = measure_bytes_per_pixel(fn, channels, self.model.device)
+        return auto_tile_size(self.model.device, per_pixel, align=self.model.multiple_of)
+
     def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None) -> Any:
         from .tiling import run_tiled
+
+        if self.tile is None:
+            self.tile = self._auto_tile(fn, pixels.shape[2])
 
         return run_tiled(
             fn,
@@ -327,14 +338,25 @@ def _write(
 # --- choosing the model ------------------------------------------------------------
 
 
-def choose_entry(manifest: Manifest, task: str, model_id: str | None, tier: str | None) -> ModelEntry:
-    """The manifest entry for ``--model`` or the task's default for the tier."""
+def choose_entry(
+    manifest: Manifest, task: str, model_id: str | None, tier: str | None, scale: float | None = None
+) -> ModelEntry:
+    """The manifest entry for ``--model``, else the task's default for the tier.
+
+    A requested ``scale`` prefers a model of that native scale in the same tier
+    (no resampling needed); otherwise the default runs and its output is resampled.
+    """
     if model_id:
         entry = manifest.get(model_id)
         if entry.task != task:
             raise UsageError(f"model {model_id!r} is for {entry.task}, not {task}; see 'photofix models list --task {task}'")
         return entry
-    return manifest.default_for(task, tier)
+    default = manifest.default_for(task, tier)
+    if scale is not None and default.params.get("scale") != scale:
+        for entry in manifest.for_task(task):
+            if entry.tier == default.tier and entry.params.get("scale") == scale:
+                return entry
+    return default
 
 
 def default_overlap(manifest: Manifest, arch: str) -> int:

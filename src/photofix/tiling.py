@@ -17,6 +17,7 @@ band hides what differences remain.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,7 +31,6 @@ ProgressFn = Callable[[int, int], None]
 
 MIN_TILE = 32
 BLEND_BAND = 16
-CPU_AUTO_TILE = 512
 
 
 @dataclass(frozen=True)
@@ -202,23 +202,74 @@ def _release_device_memory(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
+def measure_bytes_per_pixel(fn: ModelFn, channels: int, device: torch.device | str, probe: int = 64) -> float:
+    """Peak memory the model needs per input pixel, measured on one ``probe`` x ``probe`` tile.
+
+    CUDA reports its allocator's peak exactly. On CPU the process's resident size
+    is sampled every 5 ms while the probe runs: coarse, but it sees what
+    attention matrices and other internals allocate, which module shapes alone
+    would not.
+    """
+    import threading
+
+    device = torch.device(device)
+    x = torch.rand(1, channels, probe, probe, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn(x)
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device) - base
+        return max(peak, 1) / probe**2
+
+    import psutil
+
+    process = psutil.Process()
+    base = process.memory_info().rss
+    peak = base
+    running = True
+
+    def sample() -> None:
+        nonlocal peak
+        while running:
+            peak = max(peak, process.memory_info().rss)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        fn(x)
+    finally:
+        running = False
+        sampler.join()
+    # Freed-but-kept allocator pages can hide part of the peak: never report less than
+    # a conservative floor of 2 KB per pixel.
+    return max(peak - base, 2048 * probe**2) / probe**2
+
+
 def auto_tile_size(
     device: torch.device | str,
+    bytes_per_pixel: float,
     *,
-    bytes_per_pixel: float | None = None,
+    align: int = 1,
     minimum: int = 128,
     maximum: int = 2048,
 ) -> int:
-    """Tile side for ``--tile auto``.
+    """Tile side for ``--tile auto``: the largest square tile whose activations fit the budget.
 
-    On a GPU, from free device memory and the model's measured bytes per input
-    pixel (keep 40% headroom). On CPU the canvas is in RAM anyway, and 512 px
-    tiles keep activation memory of even attention models well under a gigabyte
-    while being large enough that per-tile overhead stays small.
+    Budget: 40% of free GPU memory, or a quarter of available RAM capped at 2 GiB
+    on CPU (the image and output canvas need RAM too, and larger tiles stop
+    paying off on CPU well before that).
     """
     device = torch.device(device)
-    if device.type == "cuda" and bytes_per_pixel:
+    if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
-        side = int(math.sqrt(free * 0.6 / bytes_per_pixel))
-        return max(minimum, min(maximum, side - side % 8))
-    return CPU_AUTO_TILE
+        budget = free * 0.4
+    else:
+        import psutil
+
+        budget = min(psutil.virtual_memory().available / 4, 2 * 1024**3)
+    side = int(math.sqrt(budget / max(bytes_per_pixel, 1.0)))
+    side = max(minimum, min(maximum, side))
+    return max(align, side - side % max(align, 8))

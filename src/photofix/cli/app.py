@@ -7,6 +7,7 @@ and exit codes. torch is imported only inside commands that run a model, so
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Callable
@@ -58,6 +59,9 @@ def run_task(task: str, input: str, output: str, common: Common, **task_params: 
     from ..pipeline import TaskParams, plan_jobs, run_jobs
 
     reporter = Reporter(json_mode=common.json, quiet=common.quiet, verbose=common.verbose)
+    if common.quiet or common.json:
+        # huggingface_hub reads this when it is first imported, which is at the first download.
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     if common.json and output == "-":
         reporter.error("--json and OUTPUT '-' both use stdout; write the image to a file or drop --json")
         raise typer.Exit(EXIT_USAGE)
@@ -110,6 +114,7 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
         from ..manifest import load_manifest
         from ..models import load_entry, load_model, resolve_device
         from ..pipeline import Restorer, choose_entry, default_overlap
+        from ..weights import cached_path
 
         _set_threads(common.threads)
         manifest = load_manifest()
@@ -119,8 +124,15 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
             overlap = default_overlap(manifest, model.arch)
             reporter.detail(f"loaded {common.weights} as {model.arch} ({model.scale}x)")
         else:
-            entry = choose_entry(manifest, task, common.model, common.tier.value if common.tier else None)
-            model = load_entry(entry, offline=settings.offline(common.offline), device=device, precision=common.precision.value)
+            tier = common.tier.value if common.tier else None
+            entry = choose_entry(manifest, task, common.model, tier, getattr(params, "scale", None))
+            offline = settings.offline(common.offline)
+            if not offline and cached_path(entry) is None:
+                size = f" ({entry.size_bytes / 1e6:.0f} MB)" if entry.size_bytes else ""
+                reporter.info(f"downloading {entry.id}{size}, once; later runs use the cached copy")
+            model = load_entry(entry, offline=offline, device=device, precision=common.precision.value)
+            if model.hash_recorded_now:
+                reporter.note(f"{entry.id} has no published sha256; recorded {model.sha256} and will insist on it from now on")
             overlap = entry.tile_overlap
             reporter.detail(f"model {entry.id} ({entry.arch}, {entry.license})")
         if common.tile_overlap is not None:
@@ -129,7 +141,7 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
         restorer = Restorer(task, model, params=params, tile=tile, tile_overlap=overlap)
         reporter.detail(
             f"device {model.device}, {str(model.dtype).replace('torch.', '')}, "
-            f"tile {restorer.tile or 'whole image'} px, overlap {overlap} px"
+            f"tile {'auto' if tile is None else tile or 'whole image'}, overlap {overlap} px"
         )
         return restorer
 
