@@ -322,3 +322,31 @@ def test_first_run_downloads_then_reports_recorded_hash(photos: Path, tmp_path: 
     assert opened == ["https://github.com/cszn/KAIR/releases/download/v1.0/ffdnet_color.pth"]
     second = invoke("denoise", photos / "astronaut.png", tmp_path / "b.png", "--tier", "fast", "--sigma", "5")
     assert second.exit_code == 0 and "downloading" not in second.stderr and len(opened) == 1
+
+
+def test_sigterm_mid_folder_leaves_no_partial_file(tmp_path: Path, astronaut: np.ndarray, ffdnet_weights) -> None:
+    import signal
+    import time
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(40):
+        PILImage.fromarray(add_noise(astronaut[:256, :256], 10, seed=i)).save(folder / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photofix", "denoise", str(folder), str(out), "--weights", str(ffdnet_weights["rgb"]), "--sigma", "10", "--tile", "0"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (out.exists() and len(list(out.glob("*.png"))) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    written = sorted(out.glob("*.png"))
+    assert 2 <= len(written) < 40
+    assert [p.name for p in out.iterdir()] == [p.name for p in written]  # no temp files
+    for path in written:
+        PILImage.open(path).load()  # each finished output is whole
+    assert "interrupted" in stderr

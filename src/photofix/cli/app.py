@@ -69,6 +69,7 @@ def run_task(task: str, input: str, output: str, common: Common, **task_params: 
         reporter.error("--model and --weights both choose the model; give one of them")
         raise typer.Exit(EXIT_USAGE)
 
+    _interrupt_on_sigterm()
     with reported_errors(reporter):
         fmt = common.format.pillow_name if common.format else None
         jobs = plan_jobs(input, output, recursive=common.recursive, output_format=fmt, suffix=common.suffix)
@@ -100,6 +101,19 @@ def run_task(task: str, input: str, output: str, common: Common, **task_params: 
         reporter.error("interrupted; finished outputs are kept, nothing half-written was left")
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _interrupt_on_sigterm() -> None:
+    """Make SIGTERM (kill, a CI timeout, a closed terminal) clean up like Ctrl-C: no temp files left."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. embedded use): leave signals alone
+        pass
 
 
 def _write_stdout(data: bytes) -> None:
