@@ -110,3 +110,32 @@ def test_noise_level_reaches_the_network(ffdnet_weights) -> None:
     rng = np.random.default_rng(1)
     x = torch.from_numpy(rng.random((1, 3, 48, 48), dtype=np.float32))
     assert not torch.allclose(model(x, sigma=5), model(x, sigma=50))
+
+
+def test_blind_spandrel_model_equals_its_network(tmp_path: Path) -> None:
+    """Odd sizes are padded and cropped back; output equals the bare network's, clamped."""
+    from spandrel.architectures.DnCNN import DnCNN
+
+    net = DnCNN(in_nc=3, out_nc=3, nc=16, nb=8, act_mode="R")
+    path = tmp_path / "dncnn.pth"
+    torch.save(net.state_dict(), path)
+    model = load_model(path, device="cpu")
+    x = torch.rand(1, 3, 21, 19)
+    with torch.no_grad():
+        expected = net.eval()(x).clamp(0, 1)
+    assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+def test_drunet_gets_the_requested_noise_level(tmp_path: Path) -> None:
+    from spandrel.architectures.DRUNet import DRUNet
+
+    torch.manual_seed(0)
+    net = DRUNet(in_nc=4, out_nc=3, nc=[8, 16, 32, 64], nb=2)
+    path = tmp_path / "drunet_color.pth"
+    torch.save(net.state_dict(), path)
+    model = load_model(path, device="cpu")
+    assert model.arch == "DRUNet" and model.takes_noise_level and model.in_channels == 3
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        expected = net.eval()(torch.cat([x, torch.full((1, 1, 32, 32), 30 / 255)], 1)).clamp(0, 1)
+    assert torch.allclose(model(x, sigma=30), expected, atol=1e-6)

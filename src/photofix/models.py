@@ -152,12 +152,12 @@ class LoadedModel:
         """
         h, w = x.shape[-2:]
         x = _pad_to(x, self.multiple_of, self.minimum_size)
-        model = self.descriptor.model
         if self.takes_noise_level:
             level = (25.0 if sigma is None else sigma) / 255.0
-            out = noise_level_call(self.arch)(model, x, level)
+            out = noise_level_call(self.arch)(self.descriptor.model, x, level)
         else:
-            out = model(x)
+            # spandrel's call applies the architecture's own call convention (call_fn)
+            out = self.descriptor(x)
         if not torch.isfinite(out).all():
             raise NonFiniteOutput(
                 f"{self.source}: the model produced NaN/inf values at {str(self.dtype).replace('torch.', '')}; "

@@ -35,6 +35,8 @@ NoiseLevelCall = Callable[[torch.nn.Module, torch.Tensor, float], torch.Tensor]
 # Non-blind denoisers: how to pass the noise level (std on the [0, 1] scale).
 _NOISE_LEVEL_CALLS: dict[str, NoiseLevelCall] = {
     "FFDNet": lambda model, x, level: model(x, level),
+    # DRUNet takes the noise level as a constant extra input plane (spandrel fixes it at 15).
+    "DRUNet": lambda model, x, level: model(torch.cat([x, torch.full_like(x[:, :1], level)], dim=1)),
 }
 
 
