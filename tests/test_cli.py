@@ -199,7 +199,9 @@ def test_models_import_then_run_offline(photos: Path, tmp_path: Path, isolated_h
     assert where.exit_code == 0 and Path(where.stdout.strip()).is_file()
     listed = invoke("models", "list", "--task", "denoise", "--json")
     cached = {r["id"]: r["cached"] for r in map(json.loads, listed.stdout.splitlines())}
-    assert cached == {"scunet-color-real": False, "ffdnet-color": True, "ffdnet-gray": False}
+    assert cached["ffdnet-color"] is True
+    assert not any(v for k, v in cached.items() if k != "ffdnet-color")
+    assert {"scunet-color-real", "ffdnet-gray", "drunet-color"} <= set(cached)
 
     out = tmp_path / "out.png"
     result = invoke("denoise", photos / "astronaut.png", out, "--model", "ffdnet-color", "--offline", "--sigma", "10")

@@ -18,6 +18,14 @@ EXPECTED_IDS = {
     "realesrgan-x4plus",
     "realesrgan-general-x4v3",
     "dat-x4",
+    "nafnet-sidd-width64",
+    "nafnet-sidd-width32",
+    "drunet-color",
+    "restormer-real-denoise",
+    "nafnet-gopro-width64",
+    "nafnet-gopro-width32",
+    "restormer-motion-deblur",
+    "restormer-derain",
 }
 
 # A small valid manifest; each validation test breaks exactly one thing in it.
@@ -146,6 +154,18 @@ def test_packaged_defaults():
     assert m.default_for("upscale", "fast").id == "realesrgan-general-x4v3"
     assert m.default_for("upscale", "best").id == "dat-x4"
     assert m.default_for("denoise", "fast").id == "ffdnet-color"
+    assert m.default_for("denoise", "best").id == "nafnet-sidd-width64"
+    assert m.default_for("deblur").id == "nafnet-gopro-width64"
+    assert m.default_for("deblur", "fast").id == "nafnet-gopro-width32"
+
+
+def test_non_commercial_models_are_never_defaults():
+    m = load_manifest()
+    defaults = {m.default_for(t, tier).id for t in m.defaults for tier in m.tiers(t)}
+    non_commercial = {e.id for e in m.entries if not e.commercial_use}
+    assert non_commercial >= {"restormer-derain", "restormer-motion-deblur", "restormer-real-denoise"}
+    assert not defaults & non_commercial
+    assert "derain" not in m.defaults  # its only model is non-commercial
     assert m.tiers("upscale") == ("fast", "balanced", "best")
 
 

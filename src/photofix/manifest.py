@@ -24,6 +24,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
+from . import settings
 from .errors import ManifestError, UnknownModel, UsageError
 
 __all__ = [
@@ -169,10 +170,14 @@ _cache_lock = threading.Lock()
 
 
 def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
-    """Load and validate a manifest (the packaged one by default), cached per path.
+    """Load and validate a manifest, cached per path.
+
+    Default: ``PHOTOFIX_MANIFEST`` when set (a model list of your own), else the packaged file.
 
     The cache is keyed on the file's mtime and size too, so an edited file is re-read.
     """
+    if path is None:
+        path = settings.manifest_path()
     if path is None:
         resource = importlib.resources.files("photofix") / MANIFEST_NAME
         key, read = str(resource), resource.read_bytes

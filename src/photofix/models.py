@@ -70,12 +70,14 @@ def _load_pickle_or_script(path: Path) -> Any:
 def _canonicalize(raw: Any, path: Path) -> dict[str, Any]:
     from spandrel import canonicalize_state_dict
 
+    from .archs.keymaps import to_canonical_layout
+
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{path}: checkpoint holds a {type(raw).__name__}, not a state dict")
     for key in _EXTRA_WRAPPERS:
         if isinstance(raw.get(key), dict):
             raw = raw[key]
-    state_dict = canonicalize_state_dict(raw)
+    state_dict = to_canonical_layout(canonicalize_state_dict(raw))  # e.g. deepinv-saved Restormer
     if not any(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ModelLoadError(f"{path}: checkpoint holds no tensors; is it a model file?")
     return state_dict

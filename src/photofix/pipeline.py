@@ -169,7 +169,7 @@ class Restorer:
         self.tile_overlap = tile_overlap
         if self.task.name == "upscale" and model.scale == 1:
             raise UsageError(f"{model.source}: a 1x model cannot upscale; choose an upscaling model")
-        if self.task.name == "denoise" and model.scale != 1:
+        if not self.task.changes_size and model.scale != 1:
             raise UsageError(f"{model.source}: a {model.scale}x model changes the size; use it with 'upscale'")
 
     def _auto_tile(self, fn: Callable[[Any], Any], channels: int) -> int:
@@ -351,6 +351,12 @@ def choose_entry(
         if entry.task != task:
             raise UsageError(f"model {model_id!r} is for {entry.task}, not {task}; see 'photofix models list --task {task}'")
         return entry
+    if task not in manifest.defaults:
+        choices = ", ".join(f"{e.id} ({e.license})" for e in manifest.for_task(task))
+        raise UsageError(
+            f"{task} has no model licensed for commercial use, so none is chosen for you; "
+            f"pick one with --model: {choices}"
+        )
     default = manifest.default_for(task, tier)
     if scale is not None and default.params.get("scale") != scale:
         for entry in manifest.for_task(task):

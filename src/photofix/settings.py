@@ -14,6 +14,7 @@ ENV_OFFLINE = "PHOTOFIX_OFFLINE"
 ENV_DEVICE = "PHOTOFIX_DEVICE"
 ENV_THREADS = "PHOTOFIX_THREADS"
 ENV_DEBUG = "PHOTOFIX_DEBUG"
+ENV_MANIFEST = "PHOTOFIX_MANIFEST"
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -88,6 +89,12 @@ def threads(explicit: int | None = None) -> int | None:
         return explicit
     raw = os.environ.get(ENV_THREADS)
     return int(raw) if raw and raw.isdigit() and int(raw) > 0 else None
+
+
+def manifest_path() -> Path | None:
+    """A weights manifest of the user's own (``PHOTOFIX_MANIFEST``), or None for the packaged one."""
+    raw = os.environ.get(ENV_MANIFEST)
+    return Path(raw).expanduser() if raw else None
 
 
 def debug() -> bool:

@@ -28,6 +28,8 @@ class Task:
 
 TASKS: dict[str, Task] = {
     "denoise": Task("denoise", "Remove sensor noise and grain."),
+    "deblur": Task("deblur", "Remove motion blur (camera shake, moving subjects)."),
+    "derain": Task("derain", "Remove rain streaks."),
     "upscale": Task("upscale", "Enlarge with a super-resolution network.", changes_size=True),
 }
 

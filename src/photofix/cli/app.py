@@ -141,6 +141,8 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
             tier = common.tier.value if common.tier else None
             entry = choose_entry(manifest, task, common.model, tier, getattr(params, "scale", None))
             offline = settings.offline(common.offline)
+            if not entry.commercial_use:
+                reporter.note(f"{entry.id} is licensed for non-commercial use only ({entry.license})")
             if not offline and cached_path(entry) is None:
                 size = f" ({entry.size_bytes / 1e6:.0f} MB)" if entry.size_bytes else ""
                 reporter.info(f"downloading {entry.id}{size}, once; later runs use the cached copy")
@@ -198,6 +200,24 @@ def denoise(
     Examples: photofix denoise noisy.jpg clean.jpg   ·   photofix denoise -r scans/ clean/ --sigma 15
     """
     run_task("denoise", input, output, common, sigma=sigma)
+
+
+@task_command(app, "deblur", "Remove motion blur from camera shake or moving subjects (NAFNet, GoPro-trained).")
+def deblur(input: str, output: str, common: Common) -> None:
+    """Remove motion blur.
+
+    Examples: photofix deblur shaky.jpg sharp.jpg   ·   photofix deblur -r trip/ sharp/ --tier fast
+    """
+    run_task("deblur", input, output, common)
+
+
+@task_command(app, "derain", "Remove rain streaks. Its only model is non-commercial: opt in with --model restormer-derain.")
+def derain(input: str, output: str, common: Common) -> None:
+    """Remove rain streaks.
+
+    Example: photofix derain street.jpg clear.jpg --model restormer-derain
+    """
+    run_task("derain", input, output, common)
 
 
 @task_command(app, "upscale", "Enlarge with a super-resolution network (4x by default).")

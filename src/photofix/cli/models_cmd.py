@@ -47,7 +47,7 @@ def list_models(
         if task and not entries:
             reporter.error(f"no models for task {task!r}; tasks: {', '.join(manifest.tasks())}")
             raise typer.Exit(2)
-        defaults = {manifest.default_for(t).id for t in manifest.tasks()}
+        defaults = {manifest.default_for(t).id for t in manifest.tasks() if t in manifest.defaults}
         rows = []
         for entry in entries:
             path = cached_path(entry)
