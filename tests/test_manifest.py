@@ -26,6 +26,7 @@ EXPECTED_IDS = {
     "nafnet-gopro-width32",
     "restormer-motion-deblur",
     "restormer-derain",
+    "restormer-defocus-deblur",
 }
 
 # A small valid manifest; each validation test breaks exactly one thing in it.

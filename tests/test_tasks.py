@@ -123,3 +123,17 @@ scale = {scale}
     assert choose_entry(manifest, "upscale", None, None, 2).id == "b2"
     assert choose_entry(manifest, "upscale", None, "fast", 2).id == "a2"
     assert choose_entry(manifest, "upscale", None, None, 3).id == "b4"  # none native: resample the default
+
+
+def test_blur_kind_picks_the_family_and_never_a_non_commercial_default() -> None:
+    from photofix.manifest import load_manifest
+    from photofix.pipeline import choose_entry
+
+    manifest = load_manifest()
+    assert choose_entry(manifest, "deblur", None, None, kind="motion").id == "nafnet-gopro-width64"
+    assert choose_entry(manifest, "deblur", None, "fast", kind="motion").id == "nafnet-gopro-width32"
+    with pytest.raises(UsageError, match="defocus deblur has no model licensed for commercial use.*restormer-defocus-deblur"):
+        choose_entry(manifest, "deblur", None, None, kind="defocus")
+    assert choose_entry(manifest, "deblur", "restormer-defocus-deblur", None, kind="defocus").id == "restormer-defocus-deblur"
+    with pytest.raises(UsageError, match="--model: restormer-derain"):
+        choose_entry(manifest, "derain", None, None)

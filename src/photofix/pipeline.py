@@ -144,6 +144,7 @@ class TaskParams:
 
     sigma: float | None = None
     scale: float | None = None
+    kind: str | None = None
 
 
 class Restorer:
@@ -339,30 +340,40 @@ def _write(
 
 
 def choose_entry(
-    manifest: Manifest, task: str, model_id: str | None, tier: str | None, scale: float | None = None
+    manifest: Manifest,
+    task: str,
+    model_id: str | None,
+    tier: str | None,
+    scale: float | None = None,
+    kind: str | None = None,
 ) -> ModelEntry:
     """The manifest entry for ``--model``, else the task's default for the tier.
 
     A requested ``scale`` prefers a model of that native scale in the same tier
     (no resampling needed); otherwise the default runs and its output is resampled.
+    A ``kind`` (deblur: motion or defocus) keeps to models trained for it. Only
+    models licensed for commercial use are ever chosen for the user.
     """
     if model_id:
         entry = manifest.get(model_id)
         if entry.task != task:
             raise UsageError(f"model {model_id!r} is for {entry.task}, not {task}; see 'photofix models list --task {task}'")
         return entry
-    if task not in manifest.defaults:
-        choices = ", ".join(f"{e.id} ({e.license})" for e in manifest.for_task(task))
-        raise UsageError(
-            f"{task} has no model licensed for commercial use, so none is chosen for you; "
-            f"pick one with --model: {choices}"
-        )
-    default = manifest.default_for(task, tier)
-    if scale is not None and default.params.get("scale") != scale:
-        for entry in manifest.for_task(task):
-            if entry.tier == default.tier and entry.params.get("scale") == scale:
-                return entry
-    return default
+    candidates = [e for e in manifest.for_task(task) if kind is None or e.params.get("kind") == kind]
+    if task in manifest.defaults:
+        default = manifest.default_for(task, tier)
+        if default in candidates:
+            if scale is not None and default.params.get("scale") != scale:
+                for entry in candidates:
+                    if entry.tier == default.tier and entry.params.get("scale") == scale:
+                        return entry
+            return default
+    free = [e for e in candidates if e.commercial_use]
+    if free:
+        return next((e for e in free if e.tier == tier), free[0])
+    what = f"{kind} {task}" if kind else task
+    choices = ", ".join(f"{e.id} ({e.license})" for e in candidates) or "none yet"
+    raise UsageError(f"{what} has no model licensed for commercial use, so none is chosen for you; pick one with --model: {choices}")
 
 
 def default_overlap(manifest: Manifest, arch: str) -> int:

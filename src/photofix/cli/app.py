@@ -11,6 +11,7 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Any, Optional
 
 import typer
@@ -139,7 +140,7 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
             reporter.detail(f"loaded {common.weights} as {model.arch} ({model.scale}x)")
         else:
             tier = common.tier.value if common.tier else None
-            entry = choose_entry(manifest, task, common.model, tier, getattr(params, "scale", None))
+            entry = choose_entry(manifest, task, common.model, tier, params.scale, params.kind)
             offline = settings.offline(common.offline)
             if not entry.commercial_use:
                 reporter.note(f"{entry.id} is licensed for non-commercial use only ({entry.license})")
@@ -202,13 +203,26 @@ def denoise(
     run_task("denoise", input, output, common, sigma=sigma)
 
 
-@task_command(app, "deblur", "Remove motion blur from camera shake or moving subjects (NAFNet, GoPro-trained).")
-def deblur(input: str, output: str, common: Common) -> None:
-    """Remove motion blur.
+class BlurKind(str, Enum):
+    motion = "motion"
+    defocus = "defocus"
+
+
+@task_command(app, "deblur", "Remove motion blur (NAFNet, GoPro-trained) or, with --kind defocus, missed focus.")
+def deblur(
+    input: str,
+    output: str,
+    common: Common,
+    kind: Annotated[
+        BlurKind,
+        typer.Option(help="motion (shake, moving subjects) or defocus (missed focus; non-commercial model only).", rich_help_panel="Task"),
+    ] = BlurKind.motion,
+) -> None:
+    """Remove motion blur, or defocus blur with --kind defocus.
 
     Examples: photofix deblur shaky.jpg sharp.jpg   ·   photofix deblur -r trip/ sharp/ --tier fast
     """
-    run_task("deblur", input, output, common)
+    run_task("deblur", input, output, common, kind=kind.value)
 
 
 @task_command(app, "derain", "Remove rain streaks. Its only model is non-commercial: opt in with --model restormer-derain.")
