@@ -179,7 +179,7 @@ def _set_threads(threads: int | None) -> None:
 @task_command(
     app,
     "denoise",
-    "Remove noise and grain. Non-blind models (FFDNet) use --sigma, estimated from the image when not given.",
+    "Remove noise and grain. Non-blind models (FFDNet, DRUNet) use --sigma, estimated from the image when not given.",
 )
 def denoise(
     input: str,
