@@ -352,3 +352,10 @@ def test_sigterm_mid_folder_leaves_no_partial_file(tmp_path: Path, astronaut: np
     for path in written:
         PILImage.open(path).load()  # each finished output is whole
     assert "interrupted" in stderr
+
+
+def test_cpu_runs_default_to_the_fast_tier(photos: Path, tmp_path: Path, isolated_home: Path) -> None:
+    result = invoke("denoise", photos / "astronaut.png", tmp_path / "o.png", "--offline", "--device", "cpu")
+    assert result.exit_code == 3 and "ffdnet-color" in result.stderr  # the fast tier's model was asked for
+    balanced = invoke("denoise", photos / "astronaut.png", tmp_path / "o.png", "--offline", "--device", "cpu", "--tier", "balanced")
+    assert balanced.exit_code == 3 and "scunet-color-real" in balanced.stderr

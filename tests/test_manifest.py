@@ -230,6 +230,7 @@ BAD = {
     "default wrong task": (_break('fast = "up"', 'fast = "small"'), ["defaults.upscale", "small", "denoise"]),
     "default tier absent": (_break('default = "fast"', 'default = "best"'), ["defaults.upscale", "default"]),
     "unknown defaults tier": (_break('fast = "up"', 'fast = "up"\nturbo = "up"'), ["defaults.upscale", "turbo"]),
+    "cpu_default tier absent": (_break('default = "fast"', 'default = "fast"\ncpu_default = "best"'), ["defaults.upscale", "cpu_default"]),
     "both hf and url": (_break('url = "https://example.org/small.pth"', 'url = "https://example.org/small.pth"\nhf = "a/b"'), ["'small'", "source", "both"]),
     "neither hf nor url": (_break('url = "https://example.org/small.pth"\n', ""), ["'small'", "source", "neither"]),
     "no source": (_break('[model.source]\nurl = "https://example.org/small.pth"\nfilename = "small.pth"\n', ""), ["'small'", "source"]),
@@ -282,3 +283,11 @@ def test_load_manifest_caches_per_path_and_rereads_edits(tmp_path):
 def test_load_manifest_missing_file(tmp_path):
     with pytest.raises(ManifestError, match="Cannot read"):
         load_manifest(tmp_path / "nope.toml")
+
+
+def test_cpu_default_tier_applies_only_on_cpu_and_only_without_a_tier():
+    m = parse_manifest(VALID.replace('default = "balanced"', 'default = "balanced"\ncpu_default = "fast"'))
+    assert m.default_for("denoise").id == "big"
+    assert m.default_for("denoise", on_cpu=True).id == "small"
+    assert m.default_for("denoise", "balanced", on_cpu=True).id == "big"
+    assert m.default_for("upscale", on_cpu=True).id == "up"  # no cpu_default: the default tier

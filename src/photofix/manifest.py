@@ -121,6 +121,8 @@ class Manifest:
     # task -> tier used when none is asked for
     default_tiers: Mapping[str, str]
     path: str = ""
+    # task -> tier used when none is asked for and the model runs on a CPU
+    cpu_default_tiers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     _by_id: Mapping[str, ModelEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -143,12 +145,16 @@ class Manifest:
         """Tiers with a default model for ``task``, fastest first."""
         return tuple(t for t in TIERS if t in self.defaults.get(task, {}))
 
-    def default_for(self, task: str, tier: str | None = None) -> ModelEntry:
-        """The model to use for ``task`` at ``tier`` (the task's default tier when None)."""
+    def default_for(self, task: str, tier: str | None = None, *, on_cpu: bool = False) -> ModelEntry:
+        """The model to use for ``task`` at ``tier``.
+
+        With no tier: the task's CPU default tier when ``on_cpu``, else its default tier.
+        """
         if task not in self.defaults:
             known = ", ".join(sorted(self.defaults)) or "none"
             raise UsageError(f"No default model for task {task!r}; tasks with defaults: {known}.")
-        chosen = tier or self.default_tiers[task]
+        fallback = self.cpu_default_tiers.get(task) if on_cpu else None
+        chosen = tier or fallback or self.default_tiers[task]
         by_tier = self.defaults[task]
         if chosen not in by_tier:
             offered = ", ".join(self.tiers(task))
@@ -236,8 +242,8 @@ class _Validator:
             raise self.fail("model", "needs at least one [[model]] table")
         entries = tuple(self.entry(i, m) for i, m in enumerate(models))
         self.unique_ids(entries)
-        defaults, default_tiers = self.defaults(data.get("defaults", {}), {e.id: e for e in entries})
-        return Manifest(entries, defaults, default_tiers, path=self.origin)
+        defaults, default_tiers, cpu_tiers = self.defaults(data.get("defaults", {}), {e.id: e for e in entries})
+        return Manifest(entries, defaults, default_tiers, path=self.origin, cpu_default_tiers=cpu_tiers)
 
     def unique_ids(self, entries: tuple[ModelEntry, ...]) -> None:
         seen: set[str] = set()
@@ -377,27 +383,32 @@ class _Validator:
 
     def defaults(
         self, raw: Any, by_id: dict[str, ModelEntry]
-    ) -> tuple[Mapping[str, Mapping[str, str]], Mapping[str, str]]:
+    ) -> tuple[Mapping[str, Mapping[str, str]], Mapping[str, str], Mapping[str, str]]:
         if not isinstance(raw, dict):
             raise self.fail("defaults", "must be a table of [defaults.<task>] tables")
         tiers_by_task: dict[str, Mapping[str, str]] = {}
         default_tiers: dict[str, str] = {}
+        cpu_tiers: dict[str, str] = {}
         for task, table in raw.items():
             where = f"defaults.{task}"
             if not isinstance(table, dict):
                 raise self.fail(where, "must be a table mapping tiers to model ids")
-            unknown = set(table) - set(TIERS) - {"default"}
+            unknown = set(table) - set(TIERS) - {"default", "cpu_default"}
             if unknown:
-                raise self.fail(where, f"unknown tier {sorted(unknown)}; allowed: {', '.join(TIERS)} and 'default'")
+                raise self.fail(where, f"unknown tier {sorted(unknown)}; allowed: {', '.join(TIERS)}, 'default' and 'cpu_default'")
             chosen = {tier: table[tier] for tier in TIERS if tier in table}
             for tier, model_id in chosen.items():
                 self.default_target(where, tier, model_id, task, by_id)
             default = table.get("default")
             if default not in chosen:
                 raise self.fail(where, f"default: must name one of the tiers given here ({', '.join(chosen) or 'none'}), got {default!r}")
+            cpu_default = table.get("cpu_default", default)
+            if cpu_default not in chosen:
+                raise self.fail(where, f"cpu_default: must name one of the tiers given here ({', '.join(chosen)}), got {cpu_default!r}")
             tiers_by_task[task] = MappingProxyType(chosen)
             default_tiers[task] = default
-        return MappingProxyType(tiers_by_task), MappingProxyType(default_tiers)
+            cpu_tiers[task] = cpu_default
+        return MappingProxyType(tiers_by_task), MappingProxyType(default_tiers), MappingProxyType(cpu_tiers)
 
     def default_target(self, where: str, tier: str, model_id: Any, task: str, by_id: dict[str, ModelEntry]) -> None:
         entry = by_id.get(model_id) if isinstance(model_id, str) else None

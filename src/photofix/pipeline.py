@@ -346,13 +346,15 @@ def choose_entry(
     tier: str | None,
     scale: float | None = None,
     kind: str | None = None,
+    on_cpu: bool = False,
 ) -> ModelEntry:
     """The manifest entry for ``--model``, else the task's default for the tier.
 
     A requested ``scale`` prefers a model of that native scale in the same tier
     (no resampling needed); otherwise the default runs and its output is resampled.
-    A ``kind`` (deblur: motion or defocus) keeps to models trained for it. Only
-    models licensed for commercial use are ever chosen for the user.
+    A ``kind`` (deblur: motion or defocus) keeps to models trained for it. With no
+    tier, ``on_cpu`` uses the task's CPU default tier. Only models licensed for
+    commercial use are ever chosen for the user.
     """
     if model_id:
         entry = manifest.get(model_id)
@@ -361,7 +363,7 @@ def choose_entry(
         return entry
     candidates = [e for e in manifest.for_task(task) if kind is None or e.params.get("kind") == kind]
     if task in manifest.defaults:
-        default = manifest.default_for(task, tier)
+        default = manifest.default_for(task, tier, on_cpu=on_cpu)
         if default in candidates:
             if scale is not None and default.params.get("scale") != scale:
                 for entry in candidates:

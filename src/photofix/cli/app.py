@@ -140,7 +140,7 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
             reporter.detail(f"loaded {common.weights} as {model.arch} ({model.scale}x)")
         else:
             tier = common.tier.value if common.tier else None
-            entry = choose_entry(manifest, task, common.model, tier, params.scale, params.kind)
+            entry = choose_entry(manifest, task, common.model, tier, params.scale, params.kind, on_cpu=device.type == "cpu")
             offline = settings.offline(common.offline)
             if not entry.commercial_use:
                 reporter.note(f"{entry.id} is licensed for non-commercial use only ({entry.license})")
