@@ -137,3 +137,14 @@ def test_blur_kind_picks_the_family_and_never_a_non_commercial_default() -> None
     assert choose_entry(manifest, "deblur", "restormer-defocus-deblur", None, kind="defocus").id == "restormer-defocus-deblur"
     with pytest.raises(UsageError, match="--model: restormer-derain"):
         choose_entry(manifest, "derain", None, None)
+
+
+def test_auto_tile_never_goes_below_the_models_minimum(ffdnet_weights, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    from photofix import tiling
+
+    monkeypatch.setattr(tiling, "auto_tile_size", lambda *a, **k: 96)  # as if memory were tight
+    model = load_model(ffdnet_weights["rgb"], device="cpu")
+    restorer = Restorer("denoise", model, params=TaskParams(sigma=5), tile=None, min_tile=256)
+    restorer.restore(_image(astronaut[:64, :64] / 255.0))
+    assert restorer.tile == 256
+    assert Restorer("denoise", model, tile=64, min_tile=256).tile == 64  # an explicit --tile is honoured

@@ -55,7 +55,7 @@ _URL_SCHEMES = ("https://", "file://")
 
 _ENTRY_KEYS = {
     "id", "task", "arch", "tier", "license", "commercial_use", "sha256",
-    "size_bytes", "tile_overlap", "notes", "source", "params",
+    "size_bytes", "tile_overlap", "min_tile", "notes", "source", "params",
 }
 _HUB_KEYS = {"hf", "filename", "revision", "repo_type"}
 _URL_KEYS = {"url", "filename"}
@@ -104,6 +104,8 @@ class ModelEntry:
     params: Mapping[str, Any]
     tile_overlap: int
     notes: str = ""
+    # smallest tile side (px) that keeps tiled output close to whole-image output; 0 = any
+    min_tile: int = 0
 
     @property
     def verified(self) -> bool:
@@ -279,6 +281,7 @@ class _Validator:
             params=self.params(where, raw.get("params", {})),
             tile_overlap=self.overlap(where, raw.get("tile_overlap")),
             notes=self.text(where, raw, "notes", required=False),
+            min_tile=self.min_tile(where, raw.get("min_tile", 0)),
         )
 
     def text(self, where: str, raw: dict[str, Any], key: str, required: bool = True) -> str:
@@ -311,6 +314,11 @@ class _Validator:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise self.fail(where, f"size_bytes: must be a positive integer (or omitted when unknown), got {value!r}")
+        return value
+
+    def min_tile(self, where: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise self.fail(where, f"min_tile: must be an integer >= 0 (pixels), got {value!r}")
         return value
 
     def overlap(self, where: str, value: Any) -> int:

@@ -162,12 +162,16 @@ class Restorer:
         params: TaskParams | None = None,
         tile: int | None = None,
         tile_overlap: int = 32,
+        min_tile: int = 0,
     ) -> None:
         self.task = tasks.get_task(task)
         self.model = model
         self.params = params or TaskParams()
-        self.tile = tile  # None = auto: measured on the first image, then kept
+        self.tile = tile
         self.tile_overlap = tile_overlap
+        # Below min_tile a model's tiled output departs from its whole-image output
+        # (global statistics inside the network): auto sizing never goes below it.
+        self.min_tile = min_tile
         if self.task.name == "upscale" and model.scale == 1:
             raise UsageError(f"{model.source}: a 1x model cannot upscale; choose an upscaling model")
         if not self.task.changes_size and model.scale != 1:
@@ -177,7 +181,7 @@ class Restorer:
         from .tiling import auto_tile_size, measure_bytes_per_pixel
 
         per_pixel = measure_bytes_per_pixel(fn, channels, self.model.device)
-        return auto_tile_size(self.model.device, per_pixel, align=self.model.multiple_of)
+        return max(auto_tile_size(self.model.device, per_pixel, align=self.model.multiple_of), self.min_tile)
 
     def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None) -> Any:
         from .tiling import run_tiled
@@ -378,7 +382,9 @@ def choose_entry(
     raise UsageError(f"{what} has no model licensed for commercial use, so none is chosen for you; pick one with --model: {choices}")
 
 
-def default_overlap(manifest: Manifest, arch: str) -> int:
-    """Overlap for a ``--weights`` file: what the manifest uses for that architecture, else 32 px."""
-    overlaps = [e.tile_overlap for e in manifest.entries if e.arch == arch]
-    return max(overlaps) if overlaps else 32
+def default_overlap(manifest: Manifest, arch: str) -> tuple[int, int]:
+    """Overlap and minimum tile for a ``--weights`` file: the manifest's for that architecture, else 32 px and 0."""
+    same = [e for e in manifest.entries if e.arch == arch]
+    if not same:
+        return 32, 0
+    return max(e.tile_overlap for e in same), max(e.min_tile for e in same)

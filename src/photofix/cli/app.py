@@ -136,7 +136,7 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
         device = resolve_device(common.device)
         if common.weights is not None:
             model = load_model(common.weights, device=device, precision=common.precision.value)
-            overlap = default_overlap(manifest, model.arch)
+            overlap, min_tile = default_overlap(manifest, model.arch)
             reporter.detail(f"loaded {common.weights} as {model.arch} ({model.scale}x)")
         else:
             tier = common.tier.value if common.tier else None
@@ -150,12 +150,14 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
             model = load_entry(entry, offline=offline, device=device, precision=common.precision.value)
             if model.hash_recorded_now:
                 reporter.note(f"{entry.id} has no published sha256; recorded {model.sha256} and will insist on it from now on")
-            overlap = entry.tile_overlap
+            overlap, min_tile = entry.tile_overlap, entry.min_tile
             reporter.detail(f"model {entry.id} ({entry.arch}, {entry.license})")
         if common.tile_overlap is not None:
             overlap = common.tile_overlap
         tile = None if common.tile == "auto" else int(common.tile)
-        restorer = Restorer(task, model, params=params, tile=tile, tile_overlap=overlap)
+        restorer = Restorer(task, model, params=params, tile=tile, tile_overlap=overlap, min_tile=min_tile)
+        if tile and tile < min_tile:
+            reporter.note(f"tiles under {min_tile} px change this model's result noticeably; --tile {tile} is used as asked")
         reporter.detail(
             f"device {model.device}, {str(model.dtype).replace('torch.', '')}, "
             f"tile {'auto' if tile is None else tile or 'whole image'}, overlap {overlap} px"
