@@ -18,6 +18,9 @@ from skimage import data as skdata
 from photofix import imageio
 from photofix.errors import ImageTooLarge, OutputWriteError, UnsupportedImage, UsageError
 from photofix.imageio import Image, ImageMeta
+from photofix.imageio.containers import write_png16, write_tiff
+from photofix.imageio.decode import orient
+from photofix.imageio.metadata import Extras
 
 DATE_TAKEN = "2003:04:05 06:07:08"
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
@@ -161,16 +164,16 @@ def test_orient_matches_pillow_for_every_orientation(orientation):
     exif[ORIENTATION] = orientation
     with PILImage.open(io.BytesIO(encoded(PILImage.fromarray(arr), "PNG", exif=exif))) as img:
         expected = np.asarray(ImageOps.exif_transpose(img))
-    np.testing.assert_array_equal(imageio._orient(arr, orientation), expected)
+    np.testing.assert_array_equal(orient(arr, orientation), expected)
 
 
-@pytest.mark.parametrize("writer,ext", [(imageio._write_png16, "png"),
-                                        (imageio._write_tiff, "tiff")])
+@pytest.mark.parametrize("writer,ext", [(write_png16, "png"),
+                                        (write_tiff, "tiff")])
 def test_16bit_colour_with_orientation_6_is_read_upright(writer, ext):
     rgb = rgb16()
     buffer = io.BytesIO()
-    writer(buffer, rgb, imageio._Extras(exif=camera_exif(orientation=6),
-                                         icc_profile=None, xmp=None, dpi=None))
+    writer(buffer, rgb, Extras(exif=camera_exif(orientation=6),
+                                icc_profile=None, xmp=None, dpi=None))
 
     img = imageio.decode_image(buffer.getvalue(), name=f"turned.{ext}")
 

@@ -122,18 +122,21 @@ def test_progress_reports_every_tile() -> None:
     assert reports == [(i, total) for i in range(1, total + 1)]
 
 
-def test_measured_memory_sees_internal_allocations() -> None:
-    import time as _time
-
+def test_measured_memory_sees_internal_allocations_and_repeats_exactly() -> None:
     from photofix.tiling import measure_bytes_per_pixel
 
     def hungry(x: torch.Tensor) -> torch.Tensor:
         scratch = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB that no module output would show
-        _time.sleep(0.05)
         return x + scratch[0] * 0
 
-    per_pixel = measure_bytes_per_pixel(hungry, 3, "cpu", probe=64)
-    assert per_pixel > 0.5 * 64 * 1024 * 1024 / 64**2
+    first = measure_bytes_per_pixel(hungry, 3, "cpu", probe=64)
+    assert first >= 64 * 1024 * 1024 / 64**2
+    assert measure_bytes_per_pixel(hungry, 3, "cpu", probe=64) == first  # counted, not sampled
+
+    def lean(x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    assert measure_bytes_per_pixel(lean, 3, "cpu", probe=64) < first / 100
 
 
 def test_auto_tile_shrinks_as_models_get_hungrier() -> None:

@@ -17,7 +17,7 @@ band hides what differences remain.
 from __future__ import annotations
 
 import math
-import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -202,50 +202,62 @@ def _release_device_memory(device: torch.device) -> None:
         torch.mps.empty_cache()
 
 
-def measure_bytes_per_pixel(fn: ModelFn, channels: int, device: torch.device | str, probe: int = 64) -> float:
-    """Peak memory the model needs per input pixel, measured on one ``probe`` x ``probe`` tile.
+class _LiveBytes:
+    """Peak bytes held by tensors that torch ops create, tracked exactly and repeatably.
 
-    CUDA reports its allocator's peak exactly. On CPU the process's resident size
-    is sampled every 5 ms while the probe runs: coarse, but it sees what
-    attention matrices and other internals allocate, which module shapes alone
-    would not.
+    A dispatch mode sees every op's outputs (attention matrices included, which
+    module outputs alone would miss); each output counts until it is freed.
     """
-    import threading
 
-    device = torch.device(device)
-    x = torch.rand(1, channels, probe, probe, device=device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        fn(x)
-        torch.cuda.synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-        return max(peak, 1) / probe**2
+    def __init__(self) -> None:
+        self.live = 0
+        self.peak = 0
+        self._seen: set[int] = set()
 
-    import psutil
+    def add(self, tensor: torch.Tensor) -> None:
+        storage = tensor.untyped_storage()
+        key = storage.data_ptr()
+        if key in self._seen or storage.nbytes() == 0:
+            return  # a view of storage already counted
+        self._seen.add(key)
+        size = storage.nbytes()
+        self.live += size
+        self.peak = max(self.peak, self.live)
+        weakref.finalize(storage, self._release, key, size)
 
-    process = psutil.Process()
-    base = process.memory_info().rss
-    peak = base
-    running = True
+    def _release(self, key: int, size: int) -> None:
+        self._seen.discard(key)
+        self.live -= size
 
-    def sample() -> None:
-        nonlocal peak
-        while running:
-            peak = max(peak, process.memory_info().rss)
-            time.sleep(0.005)
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        fn(x)
-    finally:
-        running = False
-        sampler.join()
-    # Freed-but-kept allocator pages can hide part of the peak: never report less than
-    # a conservative floor of 2 KB per pixel.
-    return max(peak - base, 2048 * probe**2) / probe**2
+def measure_bytes_per_pixel(fn: ModelFn, channels: int, device: torch.device | str, probe: int = 64) -> float:
+    """Peak activation memory the model needs per input pixel, from one ``probe`` x ``probe`` tile.
+
+    Counted, not sampled, so the same model always gets the same answer (and so
+    the same auto tile size and the same output). Weights are not included: they
+    are resident anyway.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    counter = _LiveBytes()
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            out = func(*args, **(kwargs or {}))
+            for item in out if isinstance(out, (tuple, list)) else (out,):
+                if isinstance(item, torch.Tensor):
+                    counter.add(item)
+            return out
+
+    x = torch.rand(1, channels, probe, probe, device=torch.device(device))
+    with Count():
+        result = fn(x)
+    del result
+    return max(counter.peak, 1) / probe**2
+
+
+CPU_TILE_BUDGET = 1024**3
+TILE_STEP = 64
 
 
 def auto_tile_size(
@@ -258,9 +270,9 @@ def auto_tile_size(
 ) -> int:
     """Tile side for ``--tile auto``: the largest square tile whose activations fit the budget.
 
-    Budget: 40% of free GPU memory, or a quarter of available RAM capped at 2 GiB
-    on CPU (the image and output canvas need RAM too, and larger tiles stop
-    paying off on CPU well before that).
+    Budget: 1 GiB of activations on CPU (a quarter of available RAM on machines
+    with less than 4 GiB free), 40% of free memory on a GPU. The side is rounded
+    down to a multiple of 64 px so small measurement differences never change it.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -269,7 +281,8 @@ def auto_tile_size(
     else:
         import psutil
 
-        budget = min(psutil.virtual_memory().available / 4, 2 * 1024**3)
+        budget = min(CPU_TILE_BUDGET, psutil.virtual_memory().available / 4)
     side = int(math.sqrt(budget / max(bytes_per_pixel, 1.0)))
-    side = max(minimum, min(maximum, side))
-    return max(align, side - side % max(align, 8))
+    side = max(minimum, min(maximum, side - side % TILE_STEP))
+    step = max(align, 1)
+    return max(step, side - side % step)

@@ -1,0 +1,149 @@
+"""Read and write photos as float arrays, keeping what makes them the same photo.
+
+Pixels come in as float32 H x W x C in [0, 1] (C is 1 for grey, 3 for RGB) with alpha
+kept apart, already turned upright by the EXIF Orientation. Metadata (EXIF with every
+tag, ICC profile, XMP, DPI) rides along in ``ImageMeta`` and is written back when the
+output format can hold it, so date taken, GPS and colour stay with the restored photo.
+
+Pillow reads and writes files; OpenCV is used only on bytes in memory, for the one thing
+Pillow cannot do losslessly: 16-bit colour (and 16-bit grey + alpha) pixels. 16-bit PNG
+metadata is written as PNG chunks by hand, and TIFFs by a small writer built on Pillow's
+own TIFF directory serializer (which, unlike tifffile, writes EXIF and GPS sub-IFDs).
+
+The work is split by stage: ``decode`` (bytes to upright pixels), ``metadata`` (EXIF,
+XMP, ICC, DPI, JPEG quality), ``encode`` (pixels to a format's bytes), ``containers``
+(the 16-bit PNG and TIFF writers) and ``atomic`` (replacing the output file whole).
+
+Format rules when writing:
+
+* 16 bits per channel only to PNG and TIFF, and only when the source was 16-bit.
+* Alpha only to PNG, TIFF and WebP; JPEG and BMP outputs drop it (no compositing).
+* 16-bit grey + alpha is written as RGBA (grey repeated), because neither Pillow nor
+  OpenCV reads a 16-bit grey + alpha TIFF correctly.
+* JPEG quality: the ``quality`` argument, else the JPEG source's estimated quality
+  (capped at 95), else 95; the source's chroma subsampling is kept.
+* WebP: lossless unless a ``quality`` is given. BMP holds DPI but no other metadata.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+from photofix.errors import OutputWriteError, UnsupportedImage, UsageError
+
+from . import atomic, decode, encode, metadata
+from .image import Image, ImageMeta
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "SUPPORTED_EXTENSIONS",
+    "Image",
+    "ImageMeta",
+    "decode_image",
+    "encode_image",
+    "format_for_path",
+    "read_image",
+    "write_image",
+]
+
+DEFAULT_MAX_PIXELS: int = 1_000_000_000
+
+_EXTENSION_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_EXTENSION_FORMATS)
+
+_FORMATS = frozenset(_EXTENSION_FORMATS.values())
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
+
+
+def format_for_path(path: str | os.PathLike) -> str:
+    """Pillow format name for a path's extension; UsageError for anything else."""
+    suffix = Path(path).suffix.lower()
+    try:
+        return _EXTENSION_FORMATS[suffix]
+    except KeyError:
+        known = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        what = f"extension {suffix!r}" if suffix else "no extension"
+        raise UsageError(f"{os.fspath(path)}: {what} is not an image format photofix writes; "
+                         f"use one of {known}") from None
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
+    """Read a photo file, upright, with its metadata.
+
+    ``max_pixels`` (None: no limit) guards against decompression bombs.
+    """
+    name = os.fspath(path)
+    try:
+        with open(path, "rb") as fp:
+            data = fp.read()
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise UnsupportedImage(f"{name}: cannot read the file ({reason}); "
+                               "check the path and its permissions") from err
+    return decode_image(data, name=name, max_pixels=max_pixels)
+
+
+def decode_image(data: bytes, *, name: str = "<stdin>",
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
+    """Decode an image held in memory (e.g. read from stdin); see ``read_image``."""
+    if not data:
+        raise UnsupportedImage(f"{name}: file is empty (0 bytes); re-export or re-download it")
+    with decode.open_checked(data, name, max_pixels) as img:
+        orientation = decode.load_upright(img, name)
+        bit_depth = 16 if decode.is_high_depth(img, data) else 8
+        pixels, alpha, grayscale = decode.upright_pixels(img, data, name, bit_depth, orientation)
+        meta = metadata.read_meta(img, orientation, name, bit_depth, grayscale)
+    return Image(pixels=pixels, alpha=alpha, meta=meta)
+
+
+def write_image(image: Image, path: str | os.PathLike, *, format: str | None = None,
+                quality: int | None = None) -> Path:
+    """Write ``image`` to ``path`` atomically (temp file in the same folder, then rename).
+
+    The format comes from ``format`` or else the extension. Returns the path written.
+    """
+    target = Path(path)
+    fmt = _normalise_format(format) if format is not None else format_for_path(target)
+    encode.check_quality(quality)
+    encode.check_image(image)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        reason = err.strerror or err
+        raise OutputWriteError(f"{target}: cannot create the folder {target.parent} ({reason}); "
+                               "check the path and its permissions") from err
+    atomic.write_file(target, lambda fp: encode.encode_to(fp, image, fmt, quality))
+    return target
+
+
+def encode_image(image: Image, *, format: str, quality: int | None = None) -> bytes:
+    """The bytes ``write_image`` would write (e.g. for stdout)."""
+    fmt = _normalise_format(format)
+    encode.check_quality(quality)
+    encode.check_image(image)
+    buffer = io.BytesIO()
+    try:
+        encode.encode_to(buffer, image, fmt, quality)
+    except Exception as err:
+        raise OutputWriteError(f"<stdout>: could not encode the image as {fmt} ({err}); "
+                               "try another output format") from err
+    return buffer.getvalue()
+
+
+def _normalise_format(format: str) -> str:
+    fmt = format.upper().lstrip(".")
+    fmt = _FORMAT_ALIASES.get(fmt, fmt)
+    if fmt not in _FORMATS:
+        raise UsageError(f"output format {format!r} is not supported; "
+                         "use JPEG, PNG, TIFF, WEBP or BMP")
+    return fmt
