@@ -78,7 +78,7 @@ def _compact() -> dict:
 def _dat() -> dict:
     from spandrel.architectures.DAT import DAT
 
-    net = DAT(upscale=4, embed_dim=30, depth=[1], num_heads=[2], split_size=[8, 16], expansion_factor=2, resi_connection="1conv", upsampler="pixelshuffledirect")
+    net = DAT(upscale=4, embed_dim=48, depth=[1], num_heads=[4], split_size=[8, 16], expansion_factor=2, resi_connection="1conv", upsampler="pixelshuffledirect")
     return net.state_dict()  # DAT_x4.safetensors holds the bare state dict
 
 
