@@ -25,8 +25,8 @@ channels_last      ``model.to(memory_format=channels_last)`` and a channels_last
 fused_ln           NAFNet's ``LayerNorm2d`` / Restormer's WithBias ``LayerNorm`` (written out as
                    mean/var/sub/div) replaced by one ``F.layer_norm`` over the channel dim
 bn_fold            FFDNet: each BatchNorm folded into the conv before it
-optimised          channels_last + every rewrite above that applies to the model
-                   (skipped where none applies: it would be channels_last again)
+optimised          channels_last + every rewrite above that applies to the model (just
+                   channels_last for SCUNet/DRUNet: skipped then if channels_last also runs)
 no_grad            LoadedModel's steps under ``torch.no_grad`` instead of ``inference_mode``
 cl_weights         channels_last weights, input left NCHW
 mkldnn_off         ``torch.backends.mkldnn.flags(enabled=False)`` (no oneDNN convolutions)
@@ -36,9 +36,9 @@ NAME@1t            NAME with ``torch.set_num_threads(1)`` around the call
 =================  ===========================================================================
 
 Default set: eager, channels_last, optimised, and eager / channels_last / fused_ln /
-optimised / bf16_autocast at 1 thread. ``--quick``: eager, channels_last, optimised,
-eager@1t at 128x128. The others (no_grad, cl_weights, bn_fold,
-mkldnn_off, jit) are opt-in with ``--variants``.
+optimised / bf16_autocast at 1 thread. ``--quick``: eager, optimised, eager@1t and
+optimised@1t at 128x128, best of 3. The others (no_grad, cl_weights, bn_fold, mkldnn_off,
+jit) are opt-in with ``--variants``.
 
 ``torch.compile`` is not measured: on this 2-core machine it needed ~4 min to compile
 NAFNet-64 at one input size and gave no speedup, and photofix's tile sizes vary.
@@ -58,10 +58,12 @@ waits for its slowest thread at every op) are distorted far more than 1-thread o
 
 Run from the repository root with photofix installed::
 
-    python benchmarks/bench_cpu_speed.py --quick                 # <= 3 min, 128x128, fewer variants
+    python benchmarks/bench_cpu_speed.py --quick                 # ~2-3 min, 128x128, fewer variants
     python benchmarks/bench_cpu_speed.py --json cpu_speed.json   # ~15 min, 256x256
     python benchmarks/bench_cpu_speed.py --models restormer --variants eager,channels_last --size 384
     python benchmarks/bench_cpu_speed.py --render cpu_speed.json     # Markdown tables of a saved run
+
+Results and the recommendation drawn from them: ``benchmarks/CPU_SPEED.md``.
 """
 
 from __future__ import annotations
@@ -342,7 +344,7 @@ DEFAULT_VARIANTS = (
     "optimised@1t",
     "bf16_autocast@1t",
 )
-QUICK_VARIANTS = ("eager", "channels_last", "optimised", "eager@1t")
+QUICK_VARIANTS = ("eager", "optimised", "eager@1t", "optimised@1t")
 SUPPLEMENTARY_VARIANTS = ("no_grad", "cl_weights", "bn_fold", "mkldnn_off", "jit")
 
 
@@ -396,8 +398,14 @@ def prepare_variant(
     spec: ModelSpec,
     threads: int,
     module_input: torch.Tensor,
+    requested: tuple[str, ...] = (),
 ) -> Prepared | str:
-    """A runnable variant, or the reason it does not apply to this model."""
+    """A runnable variant, or the reason it does not apply to this model.
+
+    A variant made only of rewrites (fused_ln, bn_fold, optimised) is skipped where none of
+    them applies; ``optimised`` then still runs as plain channels_last unless the matching
+    channels_last variant is in ``requested`` too.
+    """
     variant, single = parse_variant(name)
     notes = []
     changes_module = variant.channels_last or variant.rewrites() or variant.mode == "jit"
@@ -411,7 +419,12 @@ def prepare_variant(
         if count:
             notes.append(f"{count} BatchNorms folded")
     if variant.needs_rewrite and not notes:
-        return "nothing to rewrite here" + (" (same as channels_last)" if variant.channels_last else "")
+        twin = "channels_last" + ("@1t" if single else "")
+        if not variant.channels_last:
+            return "nothing to rewrite here"
+        if twin in requested:
+            return f"nothing to rewrite here (same as {twin})"
+        notes.append("= channels_last here")
     if variant.channels_last:
         m.descriptor.model.to(memory_format=CL)
     if variant.mode == "jit":
@@ -522,6 +535,10 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _ratio(value: float | None, width: int = 0) -> str:
+    return ("-" if value is None else f"{value:.2f}x").rjust(width)
+
+
 # --------------------------------------------------------------------------------------
 # One model
 # --------------------------------------------------------------------------------------
@@ -578,7 +595,11 @@ def bench_model(
     for name in variant_names:
         t0 = time.perf_counter()
         try:
-            p = eager if name == "eager" else prepare_variant(name, shared, load, spec, threads, in_cap.value)
+            p = (
+                eager
+                if name == "eager"
+                else prepare_variant(name, shared, load, spec, threads, in_cap.value, tuple(variant_names))
+            )
         except Exception as error:  # noqa: BLE001 - report and go on
             skipped[name] = f"could not be prepared: {type(error).__name__}: {error}"
             log(f"    {name}: {skipped[name]}")
@@ -717,7 +738,7 @@ def print_model_table(key: str, res: dict[str, Any]) -> None:
         print(
             f"  {name:<17} {rec['threads']:>3} {rec['best_s']:>8.3f} {rec['s_per_mp']:>8.2f} "
             f"{rec['gflop_per_s']:>8.1f} {_fmt(rec['fraction_of_matmul'], '6.1%')} "
-            f"{_fmt(rec['speedup_vs_eager'], '7.2f')}x {_fmt(rec['speedup_vs_eager_same_threads'], '10.2f')}x "
+            f"{_ratio(rec['speedup_vs_eager'], 8)} {_ratio(rec['speedup_vs_eager_same_threads'], 11)} "
             f"{_fmt(rec['max_abs_diff'], '9.1e')} "
             f"{'yes' if rec['equivalent'] else 'NO':>5} {rec['cpu_per_wall_at_best']:>8.2f}  {note}"
         )
@@ -751,8 +772,8 @@ def markdown_report(payload: dict[str, Any]) -> str:
             note = ", ".join(filter(None, [rec["note"], "warm-up only (slow)" if rec.get("warmup_only") else ""]))
             lines.append(
                 f"| {name} | {rec['threads']} | {rec['best_s']:.3f} | {rec['s_per_mp']:.1f} | {rec['gflop_per_s']:.1f} "
-                f"| {_fmt(rec['fraction_of_matmul'], '.1%')} | {_fmt(rec['speedup_vs_eager'], '.2f')}x "
-                f"| {_fmt(rec['speedup_vs_eager_same_threads'], '.2f')}x | {_fmt(rec['max_abs_diff'], '.1e')} "
+                f"| {_fmt(rec['fraction_of_matmul'], '.1%')} | {_ratio(rec['speedup_vs_eager'])} "
+                f"| {_ratio(rec['speedup_vs_eager_same_threads'])} | {_fmt(rec['max_abs_diff'], '.1e')} "
                 f"| {'yes' if rec['equivalent'] else 'NO'} | {rec['cpu_per_wall_at_best']:.2f} | {note} |"
             )
         if res["skipped"]:
@@ -773,9 +794,14 @@ def _split(value: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="128x128 input, fewer variants, 1 timed round (<= 3 min)")
+    parser.add_argument("--quick", action="store_true", help="128x128 input, 4 variants, best of 3 (~2-3 min)")
     parser.add_argument("--models", default=None, help=f"comma list from {','.join(MODELS)}")
-    parser.add_argument("--variants", default=None, help=f"comma list from {','.join(VARIANTS)}")
+    parser.add_argument(
+        "--variants",
+        default=None,
+        help=f"comma list from {','.join(VARIANTS)}, each optionally suffixed @1t (1 thread); "
+        f"default {','.join(DEFAULT_VARIANTS)}; opt-in extras {','.join(SUPPLEMENTARY_VARIANTS)}",
+    )
     parser.add_argument("--size", type=int, default=None, help="square crop size (default 256; quick 128)")
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds per model, at most (default 3)")
     parser.add_argument("--budget", type=float, default=None, help="seconds for the whole run (default 840; quick 150)")
@@ -801,7 +827,7 @@ def main(argv: list[str] | None = None) -> int:
     if "eager" not in variants:
         variants.insert(0, "eager")
     size = args.size or (128 if args.quick else 256)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or 3
     budget = args.budget or (150.0 if args.quick else 840.0)
 
     warnings.filterwarnings("ignore", category=FutureWarning)
