@@ -195,71 +195,10 @@ DEFAULT_MODELS = ("ffdnet", "nafnet", "scunet", "drunet", "restormer")
 # --------------------------------------------------------------------------------------
 
 
-class FusedChannelLayerNorm(nn.Module):
-    """LayerNorm over the channel dim of an NCHW tensor, as one ``F.layer_norm`` call.
-
-    Replaces NAFNet's ``LayerNorm2d`` (mean/var written out, eps 1e-6) and Restormer's
-    ``LayerNorm`` wrapper with a ``WithBias_LayerNorm`` body (to_3d -> mean/var -> to_4d,
-    eps 1e-5). On a channels_last tensor the permute is free and the result stays
-    channels_last; on an NCHW tensor ``layer_norm`` copies to NHWC first.
-    """
-
-    def __init__(self, weight: nn.Parameter, bias: nn.Parameter, eps: float) -> None:
-        super().__init__()
-        self.weight = weight
-        self.bias = bias
-        self.eps = eps
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
-        return y.permute(0, 3, 1, 2)
-
-
-def fuse_layer_norms(model: nn.Module) -> int:
-    """Swap the known hand-written channel LayerNorms for ``FusedChannelLayerNorm``; count them."""
-    swapped = 0
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            kind = type(child).__name__
-            where = type(child).__module__
-            replacement = None
-            if kind == "LayerNorm2d" and "NAFNet" in where:
-                replacement = FusedChannelLayerNorm(child.weight, child.bias, child.eps)
-            elif kind == "LayerNorm" and "Restormer" in where and type(child.body).__name__ == "WithBias_LayerNorm":
-                replacement = FusedChannelLayerNorm(child.body.weight, child.body.bias, 1e-5)
-            if replacement is not None:
-                setattr(parent, name, replacement)
-                swapped += 1
-    return swapped
-
-
-def fold_batch_norms(model: nn.Module) -> int:
-    """Fold every BatchNorm2d that directly follows a Conv2d in an ``nn.Sequential``; count them."""
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-
-    folded = 0
-    for parent in list(model.modules()):
-        if not isinstance(parent, nn.Sequential):
-            continue
-        layers = list(parent)
-        kept: list[nn.Module] = []
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            if isinstance(layer, nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
-                kept.append(fuse_conv_bn_eval(layer, nxt))
-                folded += 1
-                i += 2
-            else:
-                kept.append(layer)
-                i += 1
-        if len(kept) != len(layers):
-            for idx in range(len(layers) - 1, -1, -1):
-                del parent[idx]
-            for idx, layer in enumerate(kept):
-                parent.add_module(str(idx), layer)
-    return folded
+# The rewrites under test are photofix's own (``photofix.cpu_rewrite``), which load_model
+# applies on CPU; the variants below switch them on and off one at a time.
+from photofix.cpu_rewrite import fold_batch_norms  # noqa: E402
+from photofix.cpu_rewrite import fuse_channel_layer_norms as fuse_layer_norms  # noqa: E402
 
 
 class _TracedAdapter(nn.Module):
@@ -562,7 +501,7 @@ def bench_model(
     torch.save(spec.build(), path)
 
     def load():
-        return load_model(path, device="cpu", precision="fp32")
+        return load_model(path, device="cpu", precision="fp32", cpu_rewrites=False)  # variants add the rewrites
 
     shared = load()
     if shared.arch != spec.arch:

@@ -261,6 +261,7 @@ def build_model(spec: ModelSpec, seed: int, probe_hwc: np.ndarray, folder: Path)
     """Random model -> adjusted init -> .pth -> photofix.models.load_model (the real inference path)."""
     import torch
 
+    from photofix.cpu_rewrite import MEASURED_ARCHS, rewrite_for_cpu
     from photofix.models import load_model
 
     torch.manual_seed(seed)
@@ -271,13 +272,18 @@ def build_model(spec: ModelSpec, seed: int, probe_hwc: np.ndarray, folder: Path)
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     torch.save(state, path)
     del net
-    model = load_model(path, device="cpu", precision="fp32")
+    # Loaded without the CPU rewrites so the round-trip check below compares the same keys;
+    # the rewrites (same results within 1e-4, tests/test_cpu_rewrite.py) are applied after it.
+    model = load_model(path, device="cpu", precision="fp32", cpu_rewrites=False)
     if model.arch != spec.family:
         raise RuntimeError(f"{spec.key}: photofix detected {model.arch}, expected {spec.family}")
     loaded = model.descriptor.model.state_dict()
     mismatch = [k for k, v in state.items() if k not in loaded or not torch.equal(loaded[k], v)]
     if mismatch or len(loaded) != len(state):
         raise RuntimeError(f"{spec.key}: weights did not round-trip through photofix ({mismatch[:3]})")
+    if model.arch in MEASURED_ARCHS:
+        rewrite_for_cpu(model.descriptor.model)
+        model.channels_last = True
     hyper = getattr(model.descriptor.model, "hyperparameters", {}) or {}
     info.update(
         arch=model.arch,
@@ -296,10 +302,20 @@ def build_model(spec: ModelSpec, seed: int, probe_hwc: np.ndarray, folder: Path)
 
 
 def load_photo(name: str, size: int) -> np.ndarray:
-    """Central crop of a scikit-image photo, at most ``size`` px a side, sides multiples of 8."""
+    """Central crop of a scikit-image photo, at most ``size`` px a side, sides multiples of 8.
+
+    ``astronaut2x`` is the 512 px astronaut enlarged to 1024 px (bicubic): the only way to get
+    a real photo large enough for tiles of 384-768 px from scikit-image's bundled data.
+    """
     from skimage import data
 
-    image = getattr(data, name)()
+    if name.endswith("2x"):
+        import cv2
+
+        small = getattr(data, name[:-2])()
+        image = cv2.resize(small, (small.shape[1] * 2, small.shape[0] * 2), interpolation=cv2.INTER_CUBIC)
+    else:
+        image = getattr(data, name)()
     h, w = image.shape[:2]
     ch, cw = min(size, h) // 8 * 8, min(size, w) // 8 * 8
     y0, x0 = (h - ch) // 2, (w - cw) // 2
@@ -649,7 +665,7 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--full", action="store_true", help="full grid, three 384 px photos (hours on 2 CPU cores)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("--models", nargs="+", choices=MODEL_KEYS, help="models to run (default: all)")
-    parser.add_argument("--images", nargs="+", choices=("astronaut", "coffee", "chelsea"), help="photos")
+    parser.add_argument("--images", nargs="+", choices=("astronaut", "coffee", "chelsea", "astronaut2x"), help="photos")
     parser.add_argument("--size", type=int, help="crop side in px (chelsea is only 300 px tall)")
     parser.add_argument("--tiles", type=int, nargs="+", help="tile caps; with --overlaps replaces the mode's grid")
     parser.add_argument("--overlaps", type=int, nargs="+", help="overlaps (combos with overlap > tile/2 skipped)")

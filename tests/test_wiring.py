@@ -99,3 +99,33 @@ def test_zeroed_final_layer_returns_the_input_through_tiles(tmp_path: Path, astr
     random = load_model(_save_checkpoint(tmp_path, arch, zero_final=False), expected_arch=arch, device="cpu")
     changed, _ = Restorer("denoise", random, tile=64, tile_overlap=16).restore(image)
     assert np.abs(changed.pixels - image.pixels).max() > 1e-2
+
+
+def test_nafnet_tiles_start_on_its_internal_grid(tmp_path: Path, astronaut: np.ndarray) -> None:
+    """NAFNet pads to 16 and downsamples 4 times; tiles off that grid change its output.
+
+    spandrel reports multiple_of 1 for NAFNet; photofix aligns tile origins to 16, which
+    must bring the tiled result much closer to the whole-image one than arbitrary origins.
+    """
+    png = tmp_path / "crop.png"
+    PILImage.fromarray(astronaut[40:240, 120:320]).save(png)  # 200 x 200
+    image = read_image(png)
+    model = load_model(_save_checkpoint(tmp_path, "NAFNet", zero_final=False), expected_arch="NAFNet", device="cpu")
+    assert model.multiple_of == 1 and model.tile_grid == 16
+
+    whole, _ = Restorer("denoise", model, tile=0).restore(image)
+    aligned, _ = Restorer("denoise", model, tile=100, tile_overlap=24).restore(image)
+    model.tile_grid = 1  # what photofix did before: origins wherever the even split puts them
+    unaligned, _ = Restorer("denoise", model, tile=100, tile_overlap=24).restore(image)
+
+    aligned_error = float(np.mean((aligned.pixels - whole.pixels) ** 2))
+    unaligned_error = float(np.mean((unaligned.pixels - whole.pixels) ** 2))
+    assert unaligned_error > 10 * aligned_error, (unaligned_error, aligned_error)
+
+
+def test_scunet_declares_its_64_px_grid(tmp_path: Path) -> None:
+    from spandrel.architectures.SCUNet import SCUNet
+
+    path = tmp_path / "scunet.pth"
+    torch.save(SCUNet(in_nc=3, config=[1] * 7, dim=64).state_dict(), path)
+    assert load_model(path, device="cpu").tile_grid == 64

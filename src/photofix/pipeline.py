@@ -181,7 +181,7 @@ class Restorer:
         from .tiling import auto_tile_size, measure_bytes_per_pixel
 
         per_pixel = measure_bytes_per_pixel(fn, channels, self.model.device)
-        return max(auto_tile_size(self.model.device, per_pixel, align=self.model.multiple_of), self.min_tile)
+        return max(auto_tile_size(self.model.device, per_pixel, align=self.model.tile_grid), self.min_tile)
 
     def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None) -> Any:
         from .tiling import run_tiled
@@ -195,7 +195,7 @@ class Restorer:
             scale=self.model.scale,
             tile=self.tile,
             overlap=self.tile_overlap,
-            multiple_of=self.model.multiple_of,
+            multiple_of=self.model.tile_grid,
             device=self.model.device,
             dtype=self.model.dtype,
             progress=on_tile,

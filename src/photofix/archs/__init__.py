@@ -13,6 +13,7 @@ import torch
 from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport
 
 from .ffdnet import FFDNetArch
+from .scratch_unet import ScratchUNetArch
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +28,7 @@ def registry() -> ArchRegistry:
         reg.add(*EXTRA_REGISTRY)
     # KAIR's FFDNet shares DnCNN's key names; look for FFDNet first.
     reg.add(ArchSupport.from_architecture(FFDNetArch(), before=("DnCNN",)))
+    reg.add(ArchSupport.from_architecture(ScratchUNetArch()))
     return reg
 
 
@@ -40,9 +42,22 @@ _NOISE_LEVEL_CALLS: dict[str, NoiseLevelCall] = {
 }
 
 
+# Architectures that pad to, and downsample on, a coarser grid than spandrel reports
+# (multiple_of 1): NAFNet pads to 2**stages = 16, SCUNet to 64 (three 2x downsamplings
+# of 8-px attention windows). A tile that starts off that grid sees a shifted grid and
+# its output departs from the whole image's (benchmarks/TILE_DEPARTURE.md: NAFNet
+# interior departure 48-53 dB on the grid, 20-30 dB at offsets 1-8).
+_INTERNAL_GRID = {"NAFNet": 16, "SCUNet": 64}
+
+
+def internal_grid(arch_id: str) -> int:
+    """The pixel grid tiles of ``arch_id`` should start on (1: any pixel)."""
+    return _INTERNAL_GRID.get(arch_id, 1)
+
+
 def noise_level_call(arch_id: str) -> NoiseLevelCall | None:
     """The call that feeds a noise level to ``arch_id``, or None for blind models."""
     return _NOISE_LEVEL_CALLS.get(arch_id)
 
 
-__all__ = ["noise_level_call", "registry"]
+__all__ = ["internal_grid", "noise_level_call", "registry"]
