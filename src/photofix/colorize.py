@@ -1,0 +1,323 @@
+"""Colorize grey photos with DDColor, keeping every bit of the original's detail.
+
+The network sees the photo small (``render_size`` square) and predicts only chroma:
+the a and b channels of CIE L*a*b*. That chroma is resampled to the photo's full
+size and joined to the photo's own full-resolution, full-precision lightness L*,
+so resolution, sharpness and 16-bit tonal steps all come from the original and any
+size works. A colour input is reduced to its lightness first (reported in the
+details as ``converted_to_grey``).
+
+Lab convention (the one DDColor's weights were trained in): CIE L*a*b* of
+sRGB-encoded values, i.e. sRGB decoded with its piecewise transfer curve (not a
+2.2 power), the sRGB/D65 matrix, and L in 0..100 with a, b in Lab units. The
+authors' training data is built with ``skimage.color.rgb2lab`` on float sRGB and
+their inference with ``cv2.cvtColor(float32, BGR2Lab)``; both are that convention.
+spandrel's own DDColor call decodes with a 2.2 power instead, which darkens
+shadows' L by several units, so it is not used here. The white point is the sum
+of the sRGB matrix's rows (D65 to five digits, within 0.005 of skimage's a, b) so
+that greys have exactly zero chroma: saturation 0 gives back the input grey.
+
+The network's input is the small grey image repeated to three channels: the RGB of
+(L, 0, 0) is the grey whose lightness is L, which is what the authors feed it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+import numpy as np
+import torch
+
+from .archs import registry
+from .errors import ArchitectureMismatch, ModelLoadError, NonFiniteOutput, UsageError
+from .imageio import Image
+from .models import read_state_dict, resolve_device
+
+if TYPE_CHECKING:
+    from spandrel import ImageModelDescriptor
+
+ARCH_ID = "DDColor"
+RENDER_MULTIPLE = 32  # ConvNeXt halves the size five times; DDColor's skip connections need exact multiples
+GREY_TOLERANCE = 1.0 / 255 + 1e-6  # channels this close everywhere are a grey photo stored as RGB
+
+PredictAB = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ChromaPredictor(Protocol):
+    """What ``colorize_image`` needs of a model: ``Colorizer`` is one."""
+
+    render_size: int
+
+    def predict_ab(self, grey_rgb: torch.Tensor) -> torch.Tensor: ...
+
+
+# sRGB primaries to CIE XYZ (IEC 61966-2-1, D65), as used by skimage and OpenCV.
+_XYZ_FROM_RGB = np.array(
+    [[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]],
+    dtype=np.float64,
+)
+_RGB_FROM_XYZ_T = np.linalg.inv(_XYZ_FROM_RGB).T.astype(np.float32)  # transposed: rows of pixels @ it
+_WHITE_X, _, _WHITE_Z = (float(v) for v in _XYZ_FROM_RGB.sum(axis=1))  # XYZ of RGB (1, 1, 1): D65 to 5 digits
+_LUMINANCE = _XYZ_FROM_RGB[1].astype(np.float32)  # Y row: sums to 1, so a grey's Y is its linear value
+_EPSILON = 0.008856  # CIE: below this Y/Yn the cube root is replaced by a line
+_KAPPA = 7.787
+_DELTA = 16.0 / 116.0
+_STRIP_PIXELS = 1 << 20  # colour maths in strips of about a million pixels bounds the temporaries
+
+
+# --- sRGB and CIE L*a*b* ------------------------------------------------------------
+
+
+def srgb_to_linear(values: np.ndarray) -> np.ndarray:
+    """Decode sRGB values in [0, 1] to linear light (the piecewise IEC 61966-2-1 curve)."""
+    values = np.asarray(values, dtype=np.float32)
+    return np.where(values > 0.04045, ((values + 0.055) / 1.055) ** 2.4, values / 12.92).astype(np.float32)
+
+
+def linear_to_srgb(values: np.ndarray) -> np.ndarray:
+    """Encode linear light to sRGB, clipped to [0, 1]."""
+    values = np.clip(values, 0.0, 1.0, dtype=np.float32)
+    return np.where(values > 0.0031308, 1.055 * values ** (1 / 2.4) - 0.055, 12.92 * values).astype(np.float32)
+
+
+def _f(t: np.ndarray) -> np.ndarray:
+    return np.where(t > _EPSILON, np.cbrt(t), _KAPPA * t + _DELTA).astype(np.float32)
+
+
+def _f_inverse(t: np.ndarray) -> np.ndarray:
+    return np.where(t > 6.0 / 29.0, t**3, (t - _DELTA) / _KAPPA).astype(np.float32)
+
+
+def lightness_from_luminance(luminance: np.ndarray) -> np.ndarray:
+    """CIE L* (0..100) from relative luminance Y (0..1)."""
+    return (116.0 * _f(luminance) - 16.0).astype(np.float32)
+
+
+def lab_to_srgb(lightness: np.ndarray, ab: np.ndarray) -> np.ndarray:
+    """H x W lightness and H x W x 2 chroma to H x W x 3 sRGB, clipped to [0, 1]."""
+    fy = (lightness.astype(np.float32) + 16.0) / 116.0
+    fx = fy + ab[..., 0] / 500.0
+    fz = np.maximum(fy - ab[..., 1] / 200.0, 0.0)
+    xyz = np.stack([_f_inverse(fx) * _WHITE_X, _f_inverse(fy), _f_inverse(fz) * _WHITE_Z], axis=-1)
+    return linear_to_srgb(xyz @ _RGB_FROM_XYZ_T)
+
+
+# --- the colorization -------------------------------------------------------------
+
+
+class Luminance(NamedTuple):
+    """A photo's lightness at full resolution, the grey that has it, and whether colour was dropped."""
+
+    lightness: np.ndarray  # H x W float32 CIE L*, 0..100
+    grey: np.ndarray  # H x W x 1 float32 sRGB grey with that lightness (the input itself when grey)
+    was_colour: bool
+
+
+def luminance_and_grey(pixels: np.ndarray) -> Luminance:
+    """Split off what colorization keeps: the lightness, exactly, at full resolution.
+
+    A grey input keeps its own values (no round trip, so 16-bit steps survive); a
+    colour input is reduced to the grey of its CIE luminance Y.
+    """
+    _check_pixels(pixels)
+    pixels = pixels.astype(np.float32, copy=False)
+    if pixels.shape[2] == 1:
+        grey = pixels
+        luminance = srgb_to_linear(grey[..., 0])
+        was_colour = False
+    else:
+        was_colour = False
+        luminance = np.empty(pixels.shape[:2], dtype=np.float32)
+        for rows in _strips(pixels.shape):
+            strip = pixels[rows]
+            was_colour = was_colour or bool(np.ptp(strip, axis=2).max() > GREY_TOLERANCE)
+            luminance[rows] = srgb_to_linear(strip) @ _LUMINANCE
+        grey = linear_to_srgb(luminance)[..., None]
+    return Luminance(lightness_from_luminance(luminance), grey, was_colour)
+
+
+def _strips(shape: tuple[int, ...]) -> list[slice]:
+    """Row ranges of about ``_STRIP_PIXELS`` pixels covering an H x W (x C) array."""
+    rows = max(1, _STRIP_PIXELS // max(1, shape[1]))
+    return [slice(top, top + rows) for top in range(0, shape[0], rows)]
+
+
+def colorize(
+    pixels: np.ndarray,
+    predict_ab: PredictAB,
+    *,
+    render_size: int,
+    saturation: float = 1.0,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Colour an H x W x C float photo in [0, 1]; return H x W x 3 sRGB and details.
+
+    ``predict_ab`` takes the grey photo resized to (1, 3, S, S) (S = ``render_size``)
+    and returns its a, b chroma as (1, 2, S, S) in Lab units. The chroma is scaled by
+    ``saturation`` (1 = the model's, 0 = grey), resampled to H x W and joined to the
+    photo's own lightness. Details: ``converted_to_grey`` (the input had colour),
+    ``render_size``, ``saturation``.
+    """
+    if not isinstance(render_size, int) or render_size < 1:
+        raise UsageError(f"render size must be a positive whole number of pixels, not {render_size!r}")
+    if not (math.isfinite(saturation) and saturation >= 0):
+        raise UsageError(f"saturation must be 0 or more (1 = the model's colours), not {saturation!r}")
+    lightness, grey, was_colour = luminance_and_grey(pixels)
+    small = _resample(grey, render_size, render_size)
+    network_input = torch.from_numpy(np.ascontiguousarray(small.transpose(2, 0, 1))).expand(3, -1, -1)[None]
+    ab = predict_ab(network_input.contiguous())
+    expected = (1, 2, render_size, render_size)
+    if tuple(ab.shape) != expected:
+        raise UsageError(f"the colorizer returned chroma of shape {tuple(ab.shape)}, expected {expected}")
+    chroma = ab[0].detach().to("cpu", torch.float32).numpy().transpose(1, 2, 0) * np.float32(saturation)
+    chroma = _resample(chroma, *lightness.shape)
+    rgb = np.empty((*lightness.shape, 3), dtype=np.float32)
+    for rows in _strips(lightness.shape):
+        rgb[rows] = lab_to_srgb(lightness[rows], chroma[rows])
+    details = {"converted_to_grey": was_colour, "render_size": render_size, "saturation": saturation}
+    return rgb, details
+
+
+def _resample(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize H x W x C float values, unclipped: area averaging along an axis that
+    shrinks (no aliasing), bilinear along one that grows (smooth chroma)."""
+    import cv2
+
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    channels = values.shape[2]
+    for axis, target in ((0, height), (1, width)):
+        size = values.shape[axis]
+        if size == target:
+            continue
+        method = cv2.INTER_AREA if target < size else cv2.INTER_LINEAR
+        new_hw = (target, values.shape[1]) if axis == 0 else (values.shape[0], target)
+        values = cv2.resize(values, (new_hw[1], new_hw[0]), interpolation=method).reshape(*new_hw, channels)
+    return values
+
+
+def _check_pixels(pixels: np.ndarray) -> None:
+    if not isinstance(pixels, np.ndarray) or pixels.ndim != 3 or pixels.shape[2] not in (1, 3):
+        raise UsageError(f"pixels must be an H x W x 1 or H x W x 3 array, not shape {getattr(pixels, 'shape', None)}")
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise UsageError(f"pixels must be floats in [0, 1], not {pixels.dtype}")
+
+
+# --- Image in, Image out ------------------------------------------------------------
+
+
+def colorize_image(image: Image, colorizer: ChromaPredictor, saturation: float = 1.0) -> tuple[Image, dict[str, Any]]:
+    """Colour an ``Image``: RGB out (even from grey), same size, alpha and bit depth.
+
+    A grey ICC profile cannot describe RGB pixels, so it is dropped (details say so);
+    EXIF, XMP, DPI and the rest of the metadata are kept.
+    """
+    rgb, details = colorize(image.pixels, colorizer.predict_ab, render_size=colorizer.render_size, saturation=saturation)
+    meta = replace(image.meta, grayscale=False)
+    if _is_grey_profile(meta.icc_profile):
+        meta = replace(meta, icc_profile=None)
+        details["icc_profile_dropped"] = "the source's grey ICC profile cannot describe a colour image"
+    return replace(image, pixels=rgb, meta=meta), details
+
+
+def _is_grey_profile(profile: bytes | None) -> bool:
+    return bool(profile) and profile[16:20] == b"GRAY"  # ICC header: data colour space signature
+
+
+# --- the model ----------------------------------------------------------------------
+
+
+@dataclass
+class Colorizer:
+    """A DDColor network on its device and the square size it sees photos at."""
+
+    descriptor: ImageModelDescriptor
+    render_size: int
+    device: torch.device
+    source: str
+    model_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_render_size(self.render_size)
+
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.descriptor.model
+
+    @torch.inference_mode()
+    def predict_ab(self, grey_rgb: torch.Tensor) -> torch.Tensor:
+        """(1, 3, S, S) grey RGB in [0, 1] → (1, 2, S, S) a, b in Lab units, on the CPU.
+
+        Calls the raw network, not spandrel's DDColor call, whose colour pipeline
+        differs from the one the weights were trained with (see the module notes).
+        """
+        dtype = next(self.network.parameters()).dtype
+        ab = self.network(grey_rgb.to(self.device, dtype)).to("cpu", torch.float32)
+        if not torch.isfinite(ab).all():
+            raise NonFiniteOutput(f"{self.source}: the colorizer produced NaN/inf chroma; check the weights file")
+        return ab
+
+
+def check_render_size(render_size: int) -> None:
+    """DDColor sees S x S images with S a positive multiple of 32."""
+    if isinstance(render_size, int) and render_size >= RENDER_MULTIPLE and render_size % RENDER_MULTIPLE == 0:
+        return
+    near = max(1, round(render_size / RENDER_MULTIPLE)) * RENDER_MULTIPLE if isinstance(render_size, int) else 256
+    raise UsageError(f"render size must be a multiple of {RENDER_MULTIPLE} such as {near}, not {render_size!r}")
+
+
+def load_colorizer(
+    weights: str | os.PathLike,
+    device: str | torch.device | None = None,
+    render_size: int | None = None,
+    *,
+    model_id: str | None = None,
+) -> Colorizer:
+    """Load a DDColor checkpoint (bare or ``params``-wrapped) for ``colorize_image``.
+
+    ``render_size`` defaults to the network's ``input_size`` (256, the size the
+    released models were trained at; the authors' scripts infer at 512).
+    """
+    if render_size is not None:
+        check_render_size(render_size)
+    path = Path(weights)
+    descriptor = _detect(path)
+    network = descriptor.model
+    if getattr(network, "num_output_channels", None) != 2:
+        raise ModelLoadError(f"{path}: this DDColor predicts {network.num_output_channels} channels, not a, b; "
+                             "use a released DDColor colorization checkpoint")
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    descriptor.to(torch_device)
+    network.to(torch.float32).eval()
+    size = int(network.input_size[0]) if render_size is None else render_size
+    return Colorizer(descriptor, size, torch_device, path.name, model_id)
+
+
+def _detect(path: Path) -> ImageModelDescriptor:
+    state_dict = read_state_dict(path)
+    try:
+        descriptor = registry().load(state_dict)
+    except Exception as error:  # noqa: BLE001 - unknown layouts and arch code on odd shapes mean the same here
+        raise ModelLoadError(f"{path}: not a loadable DDColor checkpoint ({type(error).__name__}: {error}); "
+                             "check that the file is a DDColor model") from error
+    found = str(descriptor.architecture.id)
+    if found != ARCH_ID:
+        raise ArchitectureMismatch(f"{path}: expected a {ARCH_ID} colorization model but the file holds {found}; "
+                                   "the file may be mislabelled — remove it and download again")
+    return descriptor
+
+
+__all__ = [
+    "ChromaPredictor",
+    "Colorizer",
+    "Luminance",
+    "check_render_size",
+    "colorize",
+    "colorize_image",
+    "lab_to_srgb",
+    "load_colorizer",
+    "luminance_and_grey",
+]
