@@ -12,6 +12,9 @@ from photofix.manifest import HubSource, UrlSource, load_manifest, parse_manifes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_IDS = {
+    "ddcolor-tiny",
+    "ddcolor-large",
+    "ddcolor-artistic",
     "scunet-color-real",
     "ffdnet-color",
     "ffdnet-gray",
@@ -291,3 +294,12 @@ def test_cpu_default_tier_applies_only_on_cpu_and_only_without_a_tier():
     assert m.default_for("denoise", on_cpu=True).id == "small"
     assert m.default_for("denoise", "balanced", on_cpu=True).id == "big"
     assert m.default_for("upscale", on_cpu=True).id == "up"  # no cpu_default: the default tier
+
+
+def test_colorize_defaults_pick_the_tiny_model_on_cpu():
+    m = load_manifest()
+    assert m.default_for("colorize", on_cpu=True).id == "ddcolor-tiny"
+    assert m.default_for("colorize").id == "ddcolor-large"
+    tiny = m.get("ddcolor-tiny")
+    assert tiny.source == HubSource("piddnad/DDColor-models", "ddcolor_paper_tiny.pth", "e9e7b527709c8aeb2f5e1bf701e72fd468a13baa")
+    assert tiny.sha256 == "81dd643904f4664c3718513e3320ae3db0c567f0d3e18398606659adee7bfc17" and tiny.size_bytes == 220393145

@@ -9,6 +9,7 @@ a copy of the packaged one with hashes marked unverified (random files cannot ma
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Callable
@@ -82,6 +83,17 @@ def _dat() -> dict:
     return net.state_dict()  # DAT_x4.safetensors holds the bare state dict
 
 
+@functools.lru_cache(maxsize=1)
+def _ddcolor() -> dict:
+    """DDColor's release layout ({"params": ...}) with the real ConvNeXt-T encoder and a small decoder."""
+    from spandrel_extra_arches.architectures.DDColor.__arch.ddcolor import DDColor
+
+    net = DDColor(encoder_name="convnext-t", decoder_name="MultiScaleColorDecoder", num_input_channels=3, nf=512,
+                  num_output_channels=2, last_norm="Spectral", do_normalize=False, num_queries=10, num_scales=3,
+                  dec_layers=1, input_size=(64, 64))
+    return {"params": net.state_dict()}
+
+
 def _ffdnet() -> dict:
     return kair_ffdnet_state_dict()
 
@@ -95,6 +107,7 @@ BUILDERS: dict[str, Callable[[], dict]] = {
     "Compact": _compact,
     "DAT": _dat,
     "FFDNet": _ffdnet,
+    "DDColor": _ddcolor,
 }
 
 

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
@@ -32,6 +32,15 @@ _EXTENSION_FOR_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": 
 _GLOB_CHARS = set("*?[")
 
 TileProgress = Callable[[int, int], None]
+
+
+class ImageProcessor(Protocol):
+    """What ``run_jobs`` needs of a task's model(s): Restorer here, others in ``restorers``."""
+
+    @property
+    def label(self) -> str: ...
+
+    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]: ...
 
 
 @dataclass
@@ -177,6 +186,10 @@ class Restorer:
         if not self.task.changes_size and model.scale != 1:
             raise UsageError(f"{model.source}: a {model.scale}x model changes the size; use it with 'upscale'")
 
+    @property
+    def label(self) -> str:
+        return self.model.model_id or self.model.source
+
     def _auto_tile(self, fn: Callable[[Any], Any], channels: int) -> int:
         from .tiling import auto_tile_size, measure_bytes_per_pixel
 
@@ -254,7 +267,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def run_jobs(
     jobs: list[Job],
-    get_restorer: Callable[[], Restorer],
+    get_restorer: Callable[[], ImageProcessor],
     *,
     overwrite: bool = False,
     dry_run: bool = False,
@@ -273,7 +286,7 @@ def run_jobs(
     the model itself (weights missing, wrong architecture) end the run: every
     later file would fail the same way.
     """
-    restorer: Restorer | None = None
+    restorer: ImageProcessor | None = None
     for job in jobs:
         name = str(job.input) if job.input else "<stdin>"
         out_name = str(job.output) if job.output else "<stdout>"
@@ -311,7 +324,7 @@ def run_jobs(
             out_name,
             DONE,
             seconds=time.perf_counter() - started,
-            model=restorer.model.model_id or restorer.model.source,
+            model=restorer.label,
             details=details,
         )
 

@@ -31,6 +31,8 @@ TASKS: dict[str, Task] = {
     "deblur": Task("deblur", "Remove motion blur (camera shake, moving subjects)."),
     "derain": Task("derain", "Remove rain streaks."),
     "upscale": Task("upscale", "Enlarge with a super-resolution network.", changes_size=True),
+    "colorize": Task("colorize", "Colour black-and-white photos (chroma predicted, original luminance kept)."),
+    "scratch-repair": Task("scratch-repair", "Find scratches, dust and spots, then inpaint them."),
 }
 
 

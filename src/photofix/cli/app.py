@@ -55,8 +55,19 @@ def _root(
     """Restore photos with pretrained networks."""
 
 
-def run_task(task: str, input: str, output: str, common: Common, **task_params: Any) -> None:
-    """Shared body of every task command."""
+ProcessorFactory = Callable[[], Any]
+
+
+def run_task(
+    task: str,
+    input: str,
+    output: str,
+    common: Common,
+    *,
+    factory: Callable[[Reporter], ProcessorFactory] | None = None,
+    **task_params: Any,
+) -> None:
+    """Shared body of every task command; ``factory`` builds the processor for tasks that are not one network."""
     from ..pipeline import TaskParams, plan_jobs, run_jobs
 
     reporter = Reporter(json_mode=common.json, quiet=common.quiet, verbose=common.verbose)
@@ -80,7 +91,7 @@ def run_task(task: str, input: str, output: str, common: Common, **task_params: 
         try:
             for result in run_jobs(
                 jobs,
-                _restorer_factory(task, common, params, reporter),
+                factory(reporter) if factory else _restorer_factory(task, common, params, reporter),
                 overwrite=common.overwrite,
                 dry_run=common.dry_run,
                 output_format=fmt,
@@ -129,7 +140,6 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
         from ..manifest import load_manifest
         from ..models import load_entry, load_model, resolve_device
         from ..pipeline import Restorer, choose_entry, default_overlap
-        from ..weights import cached_path
 
         _set_threads(common.threads)
         manifest = load_manifest()
@@ -141,17 +151,10 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
         else:
             tier = common.tier.value if common.tier else None
             entry = choose_entry(manifest, task, common.model, tier, params.scale, params.kind, on_cpu=device.type == "cpu")
-            offline = settings.offline(common.offline)
-            if not entry.commercial_use:
-                reporter.note(f"{entry.id} is licensed for non-commercial use only ({entry.license})")
-            if not offline and cached_path(entry) is None:
-                size = f" ({entry.size_bytes / 1e6:.0f} MB)" if entry.size_bytes else ""
-                reporter.info(f"downloading {entry.id}{size}, once; later runs use the cached copy")
+            offline = _announce_entry(entry, common, reporter)
             model = load_entry(entry, offline=offline, device=device, precision=common.precision.value)
-            if model.hash_recorded_now:
-                reporter.note(f"{entry.id} has no published sha256; recorded {model.sha256} and will insist on it from now on")
+            _announce_hash(entry, model.hash_recorded_now, model.sha256, reporter)
             overlap, min_tile = entry.tile_overlap, entry.min_tile
-            reporter.detail(f"model {entry.id} ({entry.arch}, {entry.license})")
         if common.tile_overlap is not None:
             overlap = common.tile_overlap
         tile = None if common.tile == "auto" else int(common.tile)
@@ -165,6 +168,53 @@ def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter
         return restorer
 
     return build
+
+
+def _announce_entry(entry: Any, common: Common, reporter: Reporter) -> bool:
+    """Licence note and download notice before a manifest model is fetched; returns offline."""
+    from ..weights import cached_path
+
+    offline = settings.offline(common.offline)
+    if not entry.commercial_use:
+        reporter.note(f"{entry.id} is licensed for non-commercial use only ({entry.license})")
+    if not offline and cached_path(entry) is None:
+        size = f" ({entry.size_bytes / 1e6:.0f} MB)" if entry.size_bytes else ""
+        reporter.info(f"downloading {entry.id}{size}, once; later runs use the cached copy")
+    reporter.detail(f"model {entry.id} ({entry.arch}, {entry.license})")
+    return offline
+
+
+def _announce_hash(entry: Any, recorded_now: bool, sha256: str | None, reporter: Reporter) -> None:
+    if recorded_now:
+        reporter.note(f"{entry.id} has no published sha256; recorded {sha256} and will insist on it from now on")
+
+
+def _colorize_factory(common: Common, render_size: int | None, saturation: float) -> Callable[[Reporter], ProcessorFactory]:
+    def with_reporter(reporter: Reporter) -> ProcessorFactory:
+        def build() -> Any:
+            from ..colorize import load_colorizer
+            from ..manifest import load_manifest
+            from ..models import resolve_device
+            from ..pipeline import choose_entry
+            from ..restorers import ColorizeProcessor
+            from ..weights import fetch
+
+            _set_threads(common.threads)
+            device = resolve_device(common.device)
+            if common.weights is not None:
+                colorizer = load_colorizer(common.weights, device, render_size)
+            else:
+                tier = common.tier.value if common.tier else None
+                entry = choose_entry(load_manifest(), "colorize", common.model, tier, on_cpu=device.type == "cpu")
+                fetched = fetch(entry, offline=_announce_entry(entry, common, reporter))
+                _announce_hash(entry, fetched.first_use_hash, fetched.sha256, reporter)
+                colorizer = load_colorizer(fetched.path, device, render_size or entry.params.get("render_size"), model_id=entry.id)
+            reporter.detail(f"device {colorizer.device}, chroma predicted at {colorizer.render_size} px, saturation {saturation}")
+            return ColorizeProcessor(colorizer, saturation)
+
+        return build
+
+    return with_reporter
 
 
 def _set_threads(threads: int | None) -> None:
@@ -257,6 +307,37 @@ def upscale(
     Examples: photofix upscale small.png big.png   ·   photofix upscale photos/ big/ --scale 2 --tier fast
     """
     run_task("upscale", input, output, common, scale=scale)
+
+
+@task_command(app, "colorize", "Colour black-and-white photos with DDColor, keeping the original's full-resolution detail.")
+def colorize(
+    input: str,
+    output: str,
+    common: Common,
+    render_size: Annotated[
+        Optional[int],
+        typer.Option(
+            min=32,
+            max=2048,
+            help="Square size the model sees the photo at (a multiple of 32). Default: the model's training size "
+            "(256). Larger can give finer colour regions, at 4x the time per doubling; detail always comes from the original.",
+            rich_help_panel="Task",
+            show_default=False,
+        ),
+    ] = None,
+    saturation: Annotated[
+        float,
+        typer.Option(min=0.0, max=3.0, help="Scale the predicted colour (1.0 = the model's, 0 = grey, 1.2 = livelier).", rich_help_panel="Task"),
+    ] = 1.0,
+) -> None:
+    """Colour black-and-white (or faded) photos; colour inputs are made grey first.
+
+    Chroma is predicted at --render-size and laid under the original luminance, so the
+    output has the input's full resolution and tonal detail (16-bit stays 16-bit).
+
+    Examples: photofix colorize grandma.tif grandma_colour.tif   ·   photofix colorize -r scans/ colour/ --saturation 1.2
+    """
+    run_task("colorize", input, output, common, factory=_colorize_factory(common, render_size, saturation))
 
 
 def _register_models() -> None:

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 _STYLE = {"done": "green", "skipped": "yellow", "failed": "bold red", "planned": "cyan"}
 
+# Result details worth showing without -v: the user should know these happened.
+_NOTABLE_DETAILS = ("sigma_estimated", "converted_to_grey", "icc_profile_dropped", "classical_fallback")
+
 
 def make_console(*, stderr: bool) -> Console:
     """A console that wraps to the terminal, but never to 80 columns when piped or captured."""
@@ -125,7 +128,7 @@ class Reporter:
         extra = f" ({result.seconds:.1f}s)" if result.status == "done" else ""
         reason = f" [dim]{escape(result.reason)}[/dim]" if result.reason else ""
         details = ""
-        if result.details and (self.verbose or result.details.get("sigma_estimated")):
+        if result.details and (self.verbose or any(result.details.get(k) for k in _NOTABLE_DETAILS)):
             details = " [dim]" + escape(", ".join(f"{k}={v}" for k, v in result.details.items())) + "[/dim]"
         self._print(f"[{style}]{result.status:<7}[/{style}] {escape(result.input)}{arrow}{extra}{reason}{details}")
 
