@@ -146,3 +146,19 @@ def test_auto_tile_shrinks_as_models_get_hungrier() -> None:
     heavy = auto_tile_size("cpu", 200_000, align=2)
     assert 128 <= heavy < light <= 2048
     assert light % 2 == 0 and heavy % 8 == 0
+
+
+@pytest.mark.parametrize("length", [520, 700, 768, 1100, 2000])
+def test_spans_keep_the_least_side_where_the_image_allows(length: int) -> None:
+    spans = plan_spans(length, 512, 64, 8, least=512)
+    assert spans[0][0] == 0 and spans[-1][1] == length
+    assert all(end - start >= 512 for start, end in spans)
+    assert all(end - start <= 512 + 7 for start, end in spans)  # the cap still holds (last span may add < align)
+    assert all(start % 8 == 0 for start, _ in spans)
+    assert all(b[0] <= a[1] - 64 for a, b in zip(spans, spans[1:]))  # overlap never shrinks
+    without = plan_spans(length, 512, 64, 8)
+    assert len(spans) == len(without)  # same count: the spans only grow
+
+
+def test_least_side_never_exceeds_the_image() -> None:
+    assert plan_spans(300, 512, 64, 8, least=512) == ((0, 300),)

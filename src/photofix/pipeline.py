@@ -209,6 +209,7 @@ class Restorer:
             tile=self.tile,
             overlap=self.tile_overlap,
             multiple_of=self.model.tile_grid,
+            least_side=self.min_tile,
             device=self.model.device,
             dtype=self.model.dtype,
             progress=on_tile,

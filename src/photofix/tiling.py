@@ -45,8 +45,12 @@ class TilePlan:
         return len(self.ys) * len(self.xs)
 
 
-def plan_spans(length: int, tile: int, overlap: int, align: int = 1) -> tuple[tuple[int, int], ...]:
+def plan_spans(length: int, tile: int, overlap: int, align: int = 1, least: int = 0) -> tuple[tuple[int, int], ...]:
     """Even spans covering ``range(length)``, at most ``tile`` long, overlapping by ≥ ``overlap``.
+
+    Spans are at least ``least`` long (capped by ``tile`` and ``length``): an image just
+    over one tile would otherwise be cut into two spans of about half a tile, too small
+    for models whose result depends on seeing a large area; they overlap more instead.
 
     Starts and sizes are multiples of ``align``: models that fold or downsample
     by that factor see the same pixel grid in every tile as in the whole image,
@@ -62,15 +66,16 @@ def plan_spans(length: int, tile: int, overlap: int, align: int = 1) -> tuple[tu
     count = math.ceil((length - overlap) / step)
     size = math.ceil((length + (count - 1) * overlap) / count)
     size = min(tile, -(-size // align) * align)
+    size = max(size, min(-(-least // align) * align, tile, length))
     starts = [round(i * (length - size) / (count - 1)) // align * align for i in range(count)]
     spans = [(s, s + size) for s in starts[:-1]]
     spans.append((starts[-1], length))
     return tuple(spans)
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int, align: int = 1) -> TilePlan:
-    """Plan tiles of at most ``tile`` px (0 = whole image) aligned to ``align`` (see plan_spans)."""
-    return TilePlan(plan_spans(height, tile, overlap, align), plan_spans(width, tile, overlap, align))
+def plan_tiles(height: int, width: int, tile: int, overlap: int, align: int = 1, least: int = 0) -> TilePlan:
+    """Plan tiles of at most ``tile`` px (0 = whole image), aligned to ``align``, sides ≥ ``least`` (see plan_spans)."""
+    return TilePlan(plan_spans(height, tile, overlap, align, least), plan_spans(width, tile, overlap, align, least))
 
 
 def _ramp(length: int, scale: int) -> np.ndarray:
@@ -164,6 +169,7 @@ def run_tiled(
     dtype: torch.dtype = torch.float32,
     progress: ProgressFn | None = None,
     min_tile: int = MIN_TILE,
+    least_side: int = 0,
 ) -> np.ndarray:
     """Run ``fn`` over ``image`` (H x W x C float32) tile by tile; return the H·s x W·s x C' result.
 
@@ -172,6 +178,7 @@ def run_tiled(
     aligns tile origins to the model's grid. ``tile`` 0 means
     the whole image in one piece. On out-of-memory the tile side is halved and
     the run restarts, down to ``min_tile``; below that TileOutOfMemory is raised.
+    ``least_side`` keeps tiles at least that long where the image allows (see plan_spans).
     """
     if image.ndim != 3:
         raise ValueError(f"expected an H x W x C array, got shape {image.shape}")
@@ -179,7 +186,7 @@ def run_tiled(
     height, width = image.shape[:2]
     current = tile if tile > 0 else max(height, width)
     while True:
-        plan = plan_tiles(height, width, current, overlap, multiple_of)
+        plan = plan_tiles(height, width, current, overlap, multiple_of, min(least_side, current))
         try:
             return _run_plan(fn, image, plan, scale, device, dtype, progress)
         except Exception as error:  # noqa: BLE001 - only out-of-memory is retried
