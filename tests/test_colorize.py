@@ -146,7 +146,7 @@ def test_a_checkpoint_of_another_architecture_is_refused(tmp_path: Path) -> None
 def test_an_unknown_checkpoint_is_a_load_error(tmp_path: Path) -> None:
     path = tmp_path / "unknown.pth"
     torch.save({"params": {"foo.weight": torch.zeros(3, 3)}}, path)
-    with pytest.raises(ModelLoadError, match="not a loadable DDColor"):
+    with pytest.raises(ModelLoadError, match="unknown model architecture"):
         load_colorizer(path, "cpu")
 
 

@@ -33,10 +33,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 import torch
 
-from .archs import registry
-from .errors import ArchitectureMismatch, ModelLoadError, NonFiniteOutput, UsageError
+from .errors import ModelLoadError, NonFiniteOutput, UsageError
 from .imageio import Image
-from .models import read_state_dict, resolve_device
+from .models import _detect_architecture, read_state_dict, resolve_device
 
 if TYPE_CHECKING:
     from spandrel import ImageModelDescriptor
@@ -297,17 +296,7 @@ def load_colorizer(
 
 
 def _detect(path: Path) -> ImageModelDescriptor:
-    state_dict = read_state_dict(path)
-    try:
-        descriptor = registry().load(state_dict)
-    except Exception as error:  # noqa: BLE001 - unknown layouts and arch code on odd shapes mean the same here
-        raise ModelLoadError(f"{path}: not a loadable DDColor checkpoint ({type(error).__name__}: {error}); "
-                             "check that the file is a DDColor model") from error
-    found = str(descriptor.architecture.id)
-    if found != ARCH_ID:
-        raise ArchitectureMismatch(f"{path}: expected a {ARCH_ID} colorization model but the file holds {found}; "
-                                   "the file may be mislabelled — remove it and download again")
-    return descriptor
+    return _detect_architecture(read_state_dict(path), path, ARCH_ID)
 
 
 __all__ = [

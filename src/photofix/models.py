@@ -24,7 +24,7 @@ from .cpu_rewrite import MEASURED_ARCHS, rewrite_for_cpu
 from .errors import ArchitectureMismatch, DeviceError, ModelLoadError, NonFiniteOutput
 
 if TYPE_CHECKING:
-    from spandrel import ImageModelDescriptor
+    from spandrel import ImageModelDescriptor, MaskedImageModelDescriptor
 
     from .manifest import ModelEntry
 
@@ -203,33 +203,14 @@ def load_model(
     On CPU, architectures listed in ``cpu_rewrite.MEASURED_ARCHS`` are rewritten for
     speed (same results within 1e-4); ``cpu_rewrites=False`` keeps the eager model.
     """
-    from spandrel import ImageModelDescriptor, ModelTiling, UnsupportedModelError
+    from spandrel import ImageModelDescriptor, ModelTiling
 
     path = Path(weights)
-    state_dict = read_state_dict(path)
-    try:
-        descriptor = registry().load(state_dict)
-    except UnsupportedModelError as error:
-        raise ModelLoadError(
-            f"{path}: unknown model architecture; photofix loads the architectures spandrel "
-            "supports plus FFDNet — check that this is a restoration model checkpoint"
-        ) from error
-    except Exception as error:  # noqa: BLE001 - arch code raises anything on odd shapes
-        raise ModelLoadError(f"{path}: the checkpoint does not load ({type(error).__name__}: {error})") from error
+    descriptor = _detect_architecture(read_state_dict(path), path, expected_arch)
     arch = str(descriptor.architecture.id)
-    if expected_arch is not None and arch != expected_arch:
-        raise ArchitectureMismatch(
-            f"{path}: expected a {expected_arch} model but the file holds {arch}; "
-            "the file may be mislabelled — remove it and download again"
-        )
     if not isinstance(descriptor, ImageModelDescriptor):
         raise ModelLoadError(f"{path}: {arch} is not an image-to-image model photofix can run")
-
-    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
-    dtype = resolve_dtype(precision, torch_device, descriptor.supports_half, descriptor.supports_bfloat16)
-    descriptor.to(torch_device)
-    descriptor.model.to(dtype)
-    descriptor.model.eval()
+    torch_device, dtype = _place_for_inference(descriptor, device, precision)
     rewritten = cpu_rewrites and torch_device.type == "cpu" and arch in MEASURED_ARCHS
     if rewritten:
         rewrite_for_cpu(descriptor.model)
@@ -268,3 +249,102 @@ def load_entry(
     model.sha256 = fetched.sha256
     model.hash_recorded_now = fetched.first_use_hash
     return model
+
+
+# --- inpainting models -----------------------------------------------------
+
+# LaMa's own TorchScript export (bin/to_jit.py) traces a wrapper whose ``model`` is the whole
+# training module, so big-lama.pt names its weights "model.generator.model.*" (a published
+# traceback of the file shows the same nesting); spandrel detects only the training
+# checkpoint's "generator.model.*" and its own "model.model.*".
+_TRACED_TRAINING_MODULE = "model.generator."
+
+
+@dataclass
+class LoadedMaskedModel:
+    """An inpainting model on its device: an image and a mask in, the filled image out."""
+
+    descriptor: MaskedImageModelDescriptor
+    arch: str
+    in_channels: int
+    multiple_of: int
+    minimum_size: int
+    device: torch.device
+    dtype: torch.dtype
+    source: str
+
+    @torch.inference_mode()
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """(1, C, h, w) in [0, 1] and a (1, 1, h, w) mask (1 = fill) → (1, C, h, w) in [0, 1]; any h, w.
+
+        Both are padded by reflection to the model's size multiple here and cropped back, so
+        the model never sees a hole cut off at a padded border.
+        """
+        h, w = image.shape[-2:]
+        image = _pad_to(image.to(self.device, self.dtype), self.multiple_of, self.minimum_size)
+        hole = _pad_to((mask > 0.5).to(self.device, self.dtype), self.multiple_of, self.minimum_size)
+        out = self.descriptor(image, hole)
+        if not torch.isfinite(out).all():
+            raise NonFiniteOutput(f"{self.source}: the inpainting model produced NaN/inf values; run with --precision fp32")
+        return out[..., :h, :w]
+
+
+def load_masked_model(
+    weights: str | os.PathLike,
+    *,
+    expected_arch: str | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+) -> LoadedMaskedModel:
+    """Load an inpainting checkpoint (e.g. big-LaMa, ``.pt`` TorchScript or state dict) onto a device."""
+    from spandrel import MaskedImageModelDescriptor
+
+    path = Path(weights)
+    state_dict = _without_traced_wrapper(read_state_dict(path))
+    descriptor = _detect_architecture(state_dict, path, expected_arch)
+    arch = str(descriptor.architecture.id)
+    if not isinstance(descriptor, MaskedImageModelDescriptor):
+        raise ArchitectureMismatch(f"{path}: {arch} is not an inpainting model; give an inpainting checkpoint such as big-LaMa")
+    torch_device, dtype = _place_for_inference(descriptor, device, precision)
+    req = descriptor.size_requirements
+    return LoadedMaskedModel(descriptor, arch, descriptor.input_channels, req.multiple_of, req.minimum, torch_device, dtype, path.name)
+
+
+def _place_for_inference(descriptor: Any, device: str | torch.device | None, precision: str) -> tuple[torch.device, torch.dtype]:
+    """Move a spandrel descriptor's model to the resolved device and precision, in eval mode."""
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    dtype = resolve_dtype(precision, torch_device, descriptor.supports_half, descriptor.supports_bfloat16)
+    descriptor.to(torch_device)
+    descriptor.model.to(dtype)
+    descriptor.model.eval()
+    return torch_device, dtype
+
+
+def _without_traced_wrapper(state_dict: dict[str, Any]) -> dict[str, Any]:
+    if state_dict and all(key.startswith(_TRACED_TRAINING_MODULE) for key in state_dict):
+        return {key.removeprefix("model."): value for key, value in state_dict.items()}
+    return state_dict
+
+
+def _detect_architecture(state_dict: dict[str, Any], path: Path, expected_arch: str | None) -> Any:
+    """The registry's descriptor for ``state_dict``, checked against ``expected_arch``; typed errors.
+
+    """
+    from spandrel import UnsupportedModelError
+
+    try:
+        descriptor = registry().load(state_dict)
+    except UnsupportedModelError as error:
+        raise ModelLoadError(
+            f"{path}: unknown model architecture; photofix loads the architectures spandrel "
+            "supports plus its own — check that this is a restoration model checkpoint"
+        ) from error
+    except Exception as error:  # noqa: BLE001 - arch code raises anything on odd shapes
+        raise ModelLoadError(f"{path}: the checkpoint does not load ({type(error).__name__}: {error})") from error
+    found = str(descriptor.architecture.id)
+    if expected_arch is not None and found != expected_arch:
+        raise ArchitectureMismatch(
+            f"{path}: expected a {expected_arch} model but the file holds {found}; "
+            "the file may be mislabelled — remove it and download again"
+        )
+    return descriptor
