@@ -12,6 +12,8 @@ from photofix.manifest import HubSource, UrlSource, load_manifest, parse_manifes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_IDS = {
+    "bopb-scratch-detect",
+    "big-lama",
     "ddcolor-tiny",
     "ddcolor-large",
     "ddcolor-artistic",

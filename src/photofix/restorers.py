@@ -8,12 +8,20 @@ same ``label`` / ``restore(image, on_tile)`` shape.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .colorize import Colorizer, colorize_image
 from .imageio import Image
+from .inpaint import InpaintFn, inpaint_masked
 from .pipeline import TileProgress
+from .scratch import dilate_mask, detect_scratches, luminance, upsample_mask
+
+if TYPE_CHECKING:
+    from .models import LoadedModel
 
 
 @dataclass
@@ -34,4 +42,87 @@ class ColorizeProcessor:
         return result, details
 
 
-__all__ = ["ColorizeProcessor"]
+
+
+# --- scratch-repair ------------------------------------------------------------------
+
+# Short side the detection UNet sees: the scale "Bringing Old Photos Back to Life" runs it at
+# (its scale_256 mode), which is the scale its scratches were synthesised at in training.
+DETECT_SHORT_SIDE = 256
+DETECT_THRESHOLD = 0.4
+
+
+def detect_with_model(detector: LoadedModel, pixels: np.ndarray, *, short_side: int = DETECT_SHORT_SIDE,
+                      threshold: float = DETECT_THRESHOLD) -> np.ndarray:
+    """Bool H x W scratch mask from the learned detector run at a working resolution.
+
+    The grey photo is shrunk so its short side is ``short_side`` (sides rounded to the model's
+    multiple of 16), the probability map is enlarged bilinearly to full size and thresholded
+    there (``scratch.upsample_mask``), so thin scratches stay thin continuous bands instead of
+    blocks of working pixels.
+    """
+    import cv2
+    import torch
+
+    height, width = pixels.shape[:2]
+    grey = luminance(pixels)
+    factor = min(1.0, short_side / min(height, width))
+    grid = max(16, detector.multiple_of)
+    work_h = max(grid, round(height * factor / grid) * grid)
+    work_w = max(grid, round(width * factor / grid) * grid)
+    small = cv2.resize(grey, (work_w, work_h), interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    x = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))[None, None].to(detector.device, detector.dtype)
+    probability = detector(x)[0, 0].float().cpu().numpy()
+    return upsample_mask(probability, (height, width), threshold=threshold)
+
+
+@dataclass
+class ScratchRepairProcessor:
+    """Detect damage (learned UNet, classical detector, or the user's mask), then inpaint around it.
+
+    ``user_mask(image)`` returns the user's mask for that image (or None: detect it);
+    ``mask_out(image, mask)`` saves the mask used. The mask is grown by ``dilate`` px so the
+    soft rims of scratches are replaced too.
+    """
+
+    inpaint_fn: InpaintFn
+    detector: LoadedModel | None = None  # None: the classical detector
+    threshold: float | None = None
+    dilate: int = 2
+    margin: int = 32
+    labels: tuple[str, str] = ("classical", "classical")  # detector, inpainter
+    user_mask: Callable[[Image], np.ndarray | None] | None = None
+    mask_out: Callable[[Image, np.ndarray], None] | None = None
+
+    @property
+    def label(self) -> str:
+        detector, inpainter = self.labels
+        return f"{detector}+{inpainter}"
+
+    def detect(self, image: Image) -> tuple[np.ndarray, str]:
+        given = self.user_mask(image) if self.user_mask is not None else None
+        if given is not None:
+            return given, "user mask"
+        if self.detector is not None:
+            threshold = DETECT_THRESHOLD if self.threshold is None else self.threshold
+            return detect_with_model(self.detector, image.pixels, threshold=threshold), self.labels[0]
+        return detect_scratches(image.pixels, threshold=self.threshold), "classical"
+
+    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
+        mask, source = self.detect(image)
+        mask = dilate_mask(mask, self.dilate)
+        if self.mask_out is not None:
+            self.mask_out(image, mask)
+        damaged = float(mask.mean())
+        details: dict[str, Any] = {"mask": source, "damaged_percent": round(100 * damaged, 3)}
+        if not mask.any():
+            details["crops"] = 0
+            return image, details
+        result = inpaint_masked(image.pixels, mask, self.inpaint_fn, margin=self.margin)
+        details["crops"] = result.stats.crops
+        if on_tile is not None:
+            on_tile(result.stats.crops, result.stats.crops)
+        return replace(image, pixels=result.pixels), details
+
+
+__all__ = ["DETECT_SHORT_SIDE", "ColorizeProcessor", "ScratchRepairProcessor", "detect_with_model"]

@@ -12,12 +12,13 @@ import sys
 import warnings
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from .. import __version__, settings
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError, UsageError
 from .options import Common, task_command
 from .render import Reporter, reported_errors
 
@@ -217,6 +218,81 @@ def _colorize_factory(common: Common, render_size: int | None, saturation: float
     return with_reporter
 
 
+def _scratch_factory(
+    common: Common, mask: Path | None, mask_out: Path | None, threshold: float | None, dilate: int
+) -> Callable[[Reporter], ProcessorFactory]:
+    def with_reporter(reporter: Reporter) -> ProcessorFactory:
+        def build() -> Any:
+            from functools import partial
+
+            from ..errors import WeightsNotCached
+            from ..inpaint import inpaint_classical, load_lama
+            from ..manifest import load_manifest
+            from ..masks import find_mask, load_mask, save_mask
+            from ..models import load_model, resolve_device
+            from ..restorers import ScratchRepairProcessor
+            from ..weights import fetch
+
+            if common.weights is not None:
+                raise UsageError(
+                    "scratch-repair runs two models, so --weights cannot say which; add local files with "
+                    "'photofix models import bopb-scratch-detect FILE' or 'photofix models import big-lama FILE'"
+                )
+            _set_threads(common.threads)
+            device = resolve_device(common.device)
+
+            def user_mask(image: Any) -> Any:
+                found = find_mask(mask, image.meta.source_name) if mask is not None else None
+                return None if found is None else load_mask(found, image.pixels.shape[:2])
+
+            def export(image: Any, used: Any) -> None:
+                if mask_out is not None:
+                    save_mask(used, mask_out, image.meta.source_name)
+
+            processor = ScratchRepairProcessor(
+                inpaint_fn=partial(inpaint_classical, method="telea"),
+                threshold=threshold,
+                dilate=dilate,
+                user_mask=user_mask,
+                mask_out=export,
+            )
+            if common.model == "classical":
+                reporter.detail("classical detector and OpenCV Telea inpainting (no download)")
+                return processor
+            manifest = load_manifest()
+            chosen = manifest.get(common.model) if common.model else None
+            if chosen is not None and chosen.task not in ("scratch-detect", "inpaint"):
+                raise UsageError(f"model {chosen.id!r} is for {chosen.task}; scratch-repair takes a scratch-detect "
+                                 "or inpaint model, or 'classical'")
+            detect_entry = chosen if chosen and chosen.task == "scratch-detect" else manifest.default_for("scratch-detect")
+            inpaint_entry = chosen if chosen and chosen.task == "inpaint" else manifest.default_for("inpaint")
+            # A mask file for a single photo replaces detection: don't fetch a 450 MB detector for nothing.
+            needed = [inpaint_entry] if mask is not None and mask.is_file() else [detect_entry, inpaint_entry]
+            try:
+                paths = {}
+                for entry in needed:
+                    fetched = fetch(entry, offline=_announce_entry(entry, common, reporter))
+                    _announce_hash(entry, fetched.first_use_hash, fetched.sha256, reporter)
+                    paths[entry.task] = fetched.path
+            except WeightsNotCached:
+                if not settings.offline(common.offline):
+                    raise
+                reporter.note("the learned scratch models are not cached and photofix is offline: using the classical "
+                              "detector and OpenCV inpainting instead (--model classical says so explicitly)")
+                return processor
+            processor.inpaint_fn = load_lama(paths["inpaint"], device)
+            if "scratch-detect" in paths:
+                processor.detector = load_model(paths["scratch-detect"], expected_arch=detect_entry.arch,
+                                                model_id=detect_entry.id, device=device, precision="fp32")
+            processor.labels = (detect_entry.id if processor.detector else "user mask", inpaint_entry.id)
+            reporter.detail(f"device {device}; detector {processor.labels[0]}, inpainting {inpaint_entry.id} in crops around the damage")
+            return processor
+
+        return build
+
+    return with_reporter
+
+
 def _set_threads(threads: int | None) -> None:
     import torch
 
@@ -338,6 +414,54 @@ def colorize(
     Examples: photofix colorize grandma.tif grandma_colour.tif   ·   photofix colorize -r scans/ colour/ --saturation 1.2
     """
     run_task("colorize", input, output, common, factory=_colorize_factory(common, render_size, saturation))
+
+
+@task_command(app, "scratch-repair", "Find scratches, dust and spots on old prints, then fill them in (LaMa), touching nothing else.")
+def scratch_repair(
+    input: str,
+    output: str,
+    common: Common,
+    mask: Annotated[
+        Optional[Path],
+        typer.Option(
+            exists=True,
+            help="Your own damage mask (white = repair) instead of detection: one image file, or a folder of masks "
+            "named like the photos (photo.png or photo_mask.png).",
+            rich_help_panel="Task",
+            show_default=False,
+        ),
+    ] = None,
+    mask_out: Annotated[
+        Optional[Path],
+        typer.Option(help="Also write each mask used to this folder as NAME_mask.png, to check or retouch it.",
+                     rich_help_panel="Task", show_default=False, file_okay=False),
+    ] = None,
+    threshold: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.001,
+            max=1.0,
+            help="Detection cut: the learned detector's scratch probability (default 0.4; lower finds more), or for "
+            "--model classical the least local contrast of a scratch (default: adapted to each photo).",
+            rich_help_panel="Task",
+            show_default=False,
+        ),
+    ] = None,
+    dilate: Annotated[
+        int,
+        typer.Option(min=0, max=50, help="Grow the mask by N px so scratch rims are repaired too.", rich_help_panel="Task"),
+    ] = 2,
+) -> None:
+    """Repair scratches, dust and spots: detect them, then inpaint only there.
+
+    The learned path (scratch UNet of "Bringing Old Photos Back to Life" + big-LaMa) downloads
+    about 660 MB once; --model classical (a line/spot detector and OpenCV inpainting) needs no
+    download and is used automatically when offline without cached weights. Pixels outside the
+    mask are never changed.
+
+    Examples: photofix scratch-repair scan.tif fixed.tif --mask-out masks/   ·   photofix scratch-repair -r box/ fixed/ --model classical
+    """
+    run_task("scratch-repair", input, output, common, factory=_scratch_factory(common, mask, mask_out, threshold, dilate))
 
 
 def _register_models() -> None:
