@@ -108,7 +108,7 @@ def test_layout_loads_and_equals_original_module(tmp_path: Path, astronaut: np.n
     torch.save(LAYOUTS[layout](state), path)
 
     assert set(read_state_dict(path)) == set(state)
-    model = load_model(path, expected_arch="Restormer", device="cpu")
+    model = load_model(path, expected_arch="Restormer", device="cpu", cpu_rewrites=False)  # exact: the published network as is
     assert (model.arch, model.in_channels, model.out_channels, model.scale) == ("Restormer", 3, 3, 1)
 
     x = _photo_crop(astronaut, 40, 56)  # multiples of 8: no padding, compare the bare network
@@ -117,6 +117,8 @@ def test_layout_loads_and_equals_original_module(tmp_path: Path, astronaut: np.n
     got = model(x)
     assert torch.equal(got, expected)
     assert (got - x).abs().max() > 1e-3  # the network did something
+    rewritten = load_model(path, expected_arch="Restormer", device="cpu")  # photofix's CPU path
+    assert (rewritten(x) - expected).abs().max() <= 1e-4
 
 
 def test_odd_sizes_are_padded_like_the_network_wants(tmp_path: Path, astronaut: np.ndarray) -> None:
@@ -137,7 +139,7 @@ def test_released_configuration_is_detected_exactly(tmp_path: Path, astronaut: n
     for layout in ("original_params", "deepinv_trainer_artifact_removal"):
         path = tmp_path / f"{release}_{layout}.pth"
         torch.save(LAYOUTS[layout](state), path)
-        model = load_model(path, expected_arch="Restormer", device="cpu")
+        model = load_model(path, expected_arch="Restormer", device="cpu", cpu_rewrites=False)
         loaded = model.descriptor.model
         assert {k: v.shape for k, v in loaded.state_dict().items()} == {k: v.shape for k, v in state.items()}
         assert len(loaded.encoder_level1) == 4 and len(loaded.latent) == 8 and len(loaded.refinement) == 4
