@@ -168,6 +168,8 @@ def test_checkpoint_in_real_layout_runs_through_manifest_and_weights(entry, unve
     assert via_manifest.exit_code == 0, via_manifest.stderr
     if not entry.commercial_use:
         assert "non-commercial" in via_manifest.stderr
+    if entry.task == "colorize":  # the photos are colour: the user is told they were made grey first
+        assert "converted_to_grey=True" in via_manifest.stderr
 
     out_weights = tmp_path / "via-weights"
     via_weights = runner.invoke(app, [entry.task, str(small_photos), str(out_weights), "--weights", str(checkpoint), "--tile", "48", *task_args])
