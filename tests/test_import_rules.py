@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "photofix"
 LAYER = {
     "errors": 0, "settings": 0,
     "manifest": 1, "weights": 1, "archs": 1, "cpu_rewrite": 1,
-    "models": 2, "tiling": 2, "imageio": 2, "tasks": 2, "colorize": 2, "scratch": 2, "inpaint": 2, "masks": 2,
+    "models": 2, "tiling": 2, "imageio": 2, "tasks": 2, "colorize": 2, "scratch": 2, "inpaint": 2, "masks": 2, "deshadow_mask": 2, "deshadow": 2,
     "pipeline": 3, "restorers": 3,
     "cli": 4, "__main__": 4,
 }

@@ -50,15 +50,24 @@ def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return values > 0.5
 
 
+def load_mask_pixels(path: Path) -> np.ndarray:
+    """A mask image's values as float H x W x C (alpha appended as the last channel when present)."""
+    image = imageio.read_image(path)
+    if image.alpha is None:
+        return image.pixels
+    return np.concatenate([image.pixels, image.alpha[..., None]], axis=2)
+
+
 def save_mask(mask: np.ndarray, folder: Path, photo_name: str) -> Path:
-    """Write ``mask`` as an 8-bit PNG (white = repaired) named after the photo; atomic."""
+    """Write a bool or soft [0, 1] ``mask`` as an 8-bit grey PNG (white = treated) named after the photo; atomic."""
     from PIL import Image as PILImage
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{Path(photo_name).stem}{MASK_SUFFIX}.png"
-    picture = PILImage.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L")
+    values = np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
+    picture = PILImage.fromarray(np.round(values * 255).astype(np.uint8), mode="L")
     imageio.atomic.write_file(target, lambda fp: picture.save(fp, format="PNG"))
     return target
 
 
-__all__ = ["MASK_SUFFIX", "find_mask", "load_mask", "save_mask"]
+__all__ = ["MASK_SUFFIX", "find_mask", "load_mask", "load_mask_pixels", "save_mask"]

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .colorize import Colorizer, colorize_image
+from .deshadow import deshadow
+from .errors import UnsupportedImage, UsageError
 from .imageio import Image
 from .inpaint import InpaintFn, inpaint_masked
 from .pipeline import TileProgress
@@ -125,4 +127,33 @@ class ScratchRepairProcessor:
         return replace(image, pixels=result.pixels), details
 
 
-__all__ = ["DETECT_SHORT_SIDE", "ColorizeProcessor", "ScratchRepairProcessor", "detect_with_model"]
+# --- deshadow ------------------------------------------------------------------------
+
+
+@dataclass
+class DeshadowProcessor:
+    """Classical deshadow: estimate (or take) a soft shadow mask, relight it by measured per-channel gains."""
+
+    sensitivity: float = 1.0
+    match_texture: bool = False
+    user_mask: Callable[[Image], np.ndarray | None] | None = None
+    mask_out: Callable[[Image, np.ndarray], None] | None = None
+
+    @property
+    def label(self) -> str:
+        return "classical"
+
+    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
+        given = self.user_mask(image) if self.user_mask is not None else None
+        try:
+            result = deshadow(image.pixels, given, sensitivity=self.sensitivity, match_texture=self.match_texture)
+        except UsageError as error:  # about this photo's mask, not the command: fail this file only
+            raise UnsupportedImage(f"{image.meta.source_name}: {error}") from error
+        if self.mask_out is not None:
+            self.mask_out(image, result.mask)
+        details = {key: result.details[key] for key in ("mask_source", "regions") if key in result.details}
+        details["shadow_percent"] = round(100 * float(result.details.get("mask_area", 0.0)), 2)
+        return replace(image, pixels=result.pixels), details
+
+
+__all__ = ["DETECT_SHORT_SIDE", "ColorizeProcessor", "DeshadowProcessor", "ScratchRepairProcessor", "detect_with_model"]

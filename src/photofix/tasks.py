@@ -33,6 +33,7 @@ TASKS: dict[str, Task] = {
     "upscale": Task("upscale", "Enlarge with a super-resolution network.", changes_size=True),
     "colorize": Task("colorize", "Colour black-and-white photos (chroma predicted, original luminance kept)."),
     "scratch-repair": Task("scratch-repair", "Find scratches, dust and spots, then inpaint them."),
+    "deshadow": Task("deshadow", "Lighten cast shadows by the light measured across their edge."),
 }
 
 

@@ -293,6 +293,32 @@ def _scratch_factory(
     return with_reporter
 
 
+def _deshadow_factory(common: Common, mask: Path | None, mask_out: Path | None, sensitivity: float,
+                      match_texture: bool) -> Callable[[Reporter], ProcessorFactory]:
+    def with_reporter(reporter: Reporter) -> ProcessorFactory:
+        def build() -> Any:
+            from ..masks import find_mask, load_mask_pixels, save_mask
+            from ..restorers import DeshadowProcessor
+
+            if common.weights is not None or common.model not in (None, "classical"):
+                raise UsageError("deshadow has only its classical method so far (no download); drop --model/--weights")
+
+            def user_mask(image: Any) -> Any:
+                found = find_mask(mask, image.meta.source_name) if mask is not None else None
+                return None if found is None else load_mask_pixels(found)
+
+            def export(image: Any, used: Any) -> None:
+                if mask_out is not None:
+                    save_mask(used, mask_out, image.meta.source_name)
+
+            reporter.detail("classical deshadow: shadow mask from darkness and colour cues, relit by measured gains")
+            return DeshadowProcessor(sensitivity, match_texture, user_mask, export)
+
+        return build
+
+    return with_reporter
+
+
 def _set_threads(threads: int | None) -> None:
     import torch
 
@@ -462,6 +488,44 @@ def scratch_repair(
     Examples: photofix scratch-repair scan.tif fixed.tif --mask-out masks/   ·   photofix scratch-repair -r box/ fixed/ --model classical
     """
     run_task("scratch-repair", input, output, common, factory=_scratch_factory(common, mask, mask_out, threshold, dilate))
+
+
+@task_command(app, "deshadow", "Lighten cast shadows: found automatically (or from --mask) and relit by the light measured across their edge.")
+def deshadow(
+    input: str,
+    output: str,
+    common: Common,
+    mask: Annotated[
+        Optional[Path],
+        typer.Option(exists=True, help="Your own shadow mask (white = shadow, grey = penumbra): one image file, or a "
+                     "folder of masks named like the photos (photo.png or photo_mask.png).", rich_help_panel="Task",
+                     show_default=False),
+    ] = None,
+    mask_out: Annotated[
+        Optional[Path],
+        typer.Option(help="Also write each shadow mask used to this folder as NAME_mask.png.", rich_help_panel="Task",
+                     show_default=False, file_okay=False),
+    ] = None,
+    sensitivity: Annotated[
+        float,
+        typer.Option(min=0.1, max=10.0, help="Detection sensitivity: above 1 finds fainter shadows (and more dark "
+                     "objects), below 1 only clear ones.", rich_help_panel="Task"),
+    ] = 1.0,
+    match_texture: Annotated[
+        bool,
+        typer.Option("--match-texture", help="Also match the relit area's noise to the lit side's (less amplified grain).",
+                     rich_help_panel="Task"),
+    ] = False,
+) -> None:
+    """Remove cast shadows from photos of surfaces, documents and scenes lit by sun or lamps.
+
+    Works best on shadows falling on fairly uniform surfaces (walls, paper, ground, skin);
+    it cannot tell a shadow from a dark object of the same colour, and it does not help at
+    night. Give --mask for exact control; check --mask-out on photos that matter.
+
+    Examples: photofix deshadow doc.jpg clean.jpg   ·   photofix deshadow photo.jpg out.jpg --mask shadow.png
+    """
+    run_task("deshadow", input, output, common, factory=_deshadow_factory(common, mask, mask_out, sensitivity, match_texture))
 
 
 def _register_models() -> None:
