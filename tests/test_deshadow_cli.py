@@ -80,3 +80,62 @@ def test_a_mask_for_another_picture_fails_that_file_only(shadowed, tmp_path: Pat
     assert result.exit_code == 1
     assert "coffee.png" in result.stderr
     assert not (tmp_path / "o.png").exists()
+
+
+def test_shadowformer_in_released_layout_is_used_once_cached(shadowed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import torch
+
+    from tests.test_model_lineup import unverified_manifest_text
+    from tests.test_shadowformer import _random_network
+
+    monkeypatch.setenv("PHOTOFIX_HOME", str(tmp_path / "home"))
+    manifest = tmp_path / "manifest.toml"
+    manifest.write_text(unverified_manifest_text())
+    monkeypatch.setenv("PHOTOFIX_MANIFEST", str(manifest))
+    path, mask_path, _, shadow = shadowed
+    before = _read(path)
+
+    def defaults() -> dict[str, bool]:
+        listed = runner.invoke(app, ["models", "list", "--task", "deshadow", "--json"])
+        assert listed.exit_code == 0, listed.stderr
+        return {r["id"]: r["default"] for r in map(json.loads, listed.stdout.splitlines())}
+
+    assert defaults() == {"shadowformer-istd-plus": False, "classical": True}
+
+    # not cached: the classical method runs, and the user is told how to get the learned one
+    result = runner.invoke(app, ["deshadow", str(path), str(tmp_path / "classical.png"), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert "models download shadowformer-istd-plus" in result.stderr
+    assert json.loads(result.stdout.splitlines()[0])["model"] == "classical"
+
+    net = _random_network()
+    checkpoint = tmp_path / "model_best.pth"  # the release's layout: DataParallel keys under state_dict
+    torch.save({"epoch": 500, "state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, checkpoint)
+    imported = runner.invoke(app, ["models", "import", "shadowformer-istd-plus", str(checkpoint)])
+    assert imported.exit_code == 0, imported.stderr
+    assert defaults() == {"shadowformer-istd-plus": True, "classical": False}
+
+    # a folder, masks matched by name from a mask folder, tiles of 160 px (two 80-px grid cells)
+    photos, masks = tmp_path / "photos", tmp_path / "masks"
+    photos.mkdir()
+    masks.mkdir()
+    for name in ("coffee.png", "coffee2.png"):
+        (photos / name).write_bytes(path.read_bytes())
+        (masks / name.replace(".png", "_mask.png")).write_bytes(mask_path.read_bytes())
+    out = tmp_path / "learned"
+    result = runner.invoke(app, ["deshadow", str(photos), str(out), "--mask", str(masks), "--offline", "--tile", "160", "--json"])
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines() if json.loads(line).get("status")]
+    assert [r["model"] for r in records] == ["shadowformer-istd-plus"] * 2
+    far = cv2.dilate((shadow > 0.01).astype(np.uint8), np.ones((41, 41), np.uint8)) == 0
+    for name in ("coffee.png", "coffee2.png"):
+        after = _read(out / name)
+        assert after.shape == before.shape
+        np.testing.assert_array_equal(after[far], before[far])  # nothing away from the shadow moves
+        assert np.abs(after - before)[shadow > 0.5].mean() > 1e-3  # the network changed the shadow
+
+    # --model classical still chooses the classical method with the model cached
+    result = runner.invoke(app, ["deshadow", str(path), str(tmp_path / "c2.png"), "--model", "classical", "--json"])
+    assert json.loads(result.stdout.splitlines()[0])["model"] == "classical"

@@ -12,6 +12,7 @@ from photofix.manifest import HubSource, UrlSource, load_manifest, parse_manifes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_IDS = {
+    "shadowformer-istd-plus",
     "bopb-scratch-detect",
     "big-lama",
     "ddcolor-tiny",

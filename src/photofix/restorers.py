@@ -16,14 +16,15 @@ import numpy as np
 
 from .colorize import Colorizer, colorize_image
 from .deshadow import deshadow
+from .deshadow_mask import estimate_shadow_mask, mask_from_array
 from .errors import UnsupportedImage, UsageError
 from .imageio import Image
 from .inpaint import InpaintFn, inpaint_masked
 from .pipeline import TileProgress
-from .scratch import dilate_mask, detect_scratches, luminance, upsample_mask
+from .scratch import LUMA, dilate_mask, detect_scratches, luminance, upsample_mask
 
 if TYPE_CHECKING:
-    from .models import LoadedModel
+    from .models import LoadedMaskedModel, LoadedModel
 
 
 @dataclass
@@ -132,28 +133,68 @@ class ScratchRepairProcessor:
 
 @dataclass
 class DeshadowProcessor:
-    """Classical deshadow: estimate (or take) a soft shadow mask, relight it by measured per-channel gains."""
+    """Find (or take) a soft shadow mask, then relight: measured per-channel gains (classical)
+    or a mask-guided network such as ShadowFormer, pasted back only around the shadow."""
 
     sensitivity: float = 1.0
     match_texture: bool = False
     user_mask: Callable[[Image], np.ndarray | None] | None = None
     mask_out: Callable[[Image, np.ndarray], None] | None = None
+    model: LoadedMaskedModel | None = None
+    model_label: str = "classical"
+    tile: int = 640
+    overlap: int = 80
 
     @property
     def label(self) -> str:
-        return "classical"
+        return self.model_label
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
         given = self.user_mask(image) if self.user_mask is not None else None
         try:
-            result = deshadow(image.pixels, given, sensitivity=self.sensitivity, match_texture=self.match_texture)
+            if self.model is None:
+                result = deshadow(image.pixels, given, sensitivity=self.sensitivity, match_texture=self.match_texture)
+                pixels, mask, raw = result.pixels, result.mask, result.details
+            else:
+                mask = estimate_shadow_mask(image.pixels, sensitivity=self.sensitivity) if given is None else mask_from_array(given, image.pixels.shape)
+                pixels, raw = self._relight_with_model(image.pixels, mask, on_tile), {"mask_source": "given" if given is not None else "detected"}
         except UsageError as error:  # about this photo's mask, not the command: fail this file only
             raise UnsupportedImage(f"{image.meta.source_name}: {error}") from error
         if self.mask_out is not None:
-            self.mask_out(image, result.mask)
-        details = {key: result.details[key] for key in ("mask_source", "regions") if key in result.details}
-        details["shadow_percent"] = round(100 * float(result.details.get("mask_area", 0.0)), 2)
-        return replace(image, pixels=result.pixels), details
+            self.mask_out(image, mask)
+        details = {key: raw[key] for key in ("mask_source", "regions") if key in raw}
+        details["shadow_percent"] = round(100 * float(np.mean(mask >= 0.5)), 2)
+        return replace(image, pixels=pixels), details
+
+    def _relight_with_model(self, pixels: np.ndarray, mask: np.ndarray, on_tile: TileProgress | None) -> np.ndarray:
+        """Run the network tile by tile on RGB + mask; keep its output only in and around the shadow.
+
+        Outside a 16 px margin around the mask the input is returned bit for bit: a restoration
+        network also retouches lit areas slightly, and nothing outside a shadow should change.
+        """
+        import cv2
+
+        from .tiling import run_tiled
+
+        if not np.any(mask >= 0.5):
+            return pixels
+        model = self.model
+        rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+        stacked = np.concatenate([rgb, (mask >= 0.5).astype(np.float32)[..., None]], axis=2)
+
+        def run(tile: Any) -> Any:
+            return model(tile[:, :3], tile[:, 3:]).clamp(0, 1)
+
+        relit = run_tiled(run, stacked, tile=self.tile, overlap=self.overlap, multiple_of=model.multiple_of,
+                          device=model.device, dtype=model.dtype, progress=on_tile, least_side=model.minimum_size)
+        if pixels.shape[2] == 1:
+            relit = (relit @ LUMA)[..., None]
+        near = cv2.dilate((mask > 0.01).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (33, 33)))
+        weight = np.maximum(cv2.GaussianBlur(near.astype(np.float32), (0, 0), 4) * near, np.clip(mask, 0, 1))[..., None]
+        out = pixels.copy()
+        inside = near.astype(bool)
+        out[inside] = (weight * relit + (1 - weight) * pixels)[inside]
+        return out
 
 
 __all__ = ["DETECT_SHORT_SIDE", "ColorizeProcessor", "DeshadowProcessor", "ScratchRepairProcessor", "detect_with_model"]

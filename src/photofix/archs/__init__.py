@@ -14,6 +14,7 @@ from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport
 
 from .ffdnet import FFDNetArch
 from .scratch_unet import ScratchUNetArch
+from .shadowformer import ShadowFormerArch
 
 
 @lru_cache(maxsize=1)
@@ -29,6 +30,8 @@ def registry() -> ArchRegistry:
     # KAIR's FFDNet shares DnCNN's key names; look for FFDNet first.
     reg.add(ArchSupport.from_architecture(FFDNetArch(), before=("DnCNN",)))
     reg.add(ArchSupport.from_architecture(ScratchUNetArch()))
+    # spandrel's Uformer detector also matches ShadowFormer's keys (and then fails to load).
+    reg.add(ArchSupport.from_architecture(ShadowFormerArch(), before=("Uformer",)))
     return reg
 
 

@@ -300,8 +300,9 @@ def _deshadow_factory(common: Common, mask: Path | None, mask_out: Path | None, 
             from ..masks import find_mask, load_mask_pixels, save_mask
             from ..restorers import DeshadowProcessor
 
-            if common.weights is not None or common.model not in (None, "classical"):
-                raise UsageError("deshadow has only its classical method so far (no download); drop --model/--weights")
+            from ..manifest import load_manifest
+            from ..models import load_masked_model, resolve_device
+            from ..weights import cached_path, fetch
 
             def user_mask(image: Any) -> Any:
                 found = find_mask(mask, image.meta.source_name) if mask is not None else None
@@ -311,8 +312,35 @@ def _deshadow_factory(common: Common, mask: Path | None, mask_out: Path | None, 
                 if mask_out is not None:
                     save_mask(used, mask_out, image.meta.source_name)
 
-            reporter.detail("classical deshadow: shadow mask from darkness and colour cues, relit by measured gains")
-            return DeshadowProcessor(sensitivity, match_texture, user_mask, export)
+            processor = DeshadowProcessor(sensitivity, match_texture, user_mask, export)
+            if common.model == "classical":
+                reporter.detail("classical deshadow: shadow mask from darkness and colour cues, relit by measured gains")
+                return processor
+            _set_threads(common.threads)
+            device = resolve_device(common.device)
+            if common.weights is not None:
+                processor.model = load_masked_model(common.weights, expected_arch="ShadowFormer", device=device, precision="fp32")
+                processor.model_label = common.weights.name
+                return processor
+            learned = [e for e in load_manifest().for_task("deshadow")]
+            entry = next((e for e in learned if e.id == common.model), None) if common.model else learned[0] if learned else None
+            if common.model and entry is None:
+                raise UsageError(f"unknown deshadow model {common.model!r}; choose 'classical' or one of: {', '.join(e.id for e in learned)}")
+            if entry is None or (not common.model and cached_path(entry) is None):
+                # The learned model is the default only once it is cached: its weights live on Google
+                # Drive, so photofix never starts a download nobody asked for.
+                if entry is not None:
+                    reporter.note(f"using the classical method; for the learned one run 'photofix models download {entry.id}' once")
+                return processor
+            fetched = fetch(entry, offline=_announce_entry(entry, common, reporter))
+            _announce_hash(entry, fetched.first_use_hash, fetched.sha256, reporter)
+            processor.model = load_masked_model(fetched.path, expected_arch=entry.arch, device=device, precision="fp32")
+            processor.model_label = entry.id
+            processor.overlap = entry.tile_overlap if common.tile_overlap is None else common.tile_overlap
+            if common.tile != "auto":
+                processor.tile = int(common.tile)
+            reporter.detail(f"model {entry.id} on {device}, mask from {'--mask' if mask else 'the classical detector'}")
+            return processor
 
         return build
 
@@ -518,6 +546,10 @@ def deshadow(
     ] = False,
 ) -> None:
     """Remove cast shadows from photos of surfaces, documents and scenes lit by sun or lamps.
+
+    Classical by default (no download). Once 'photofix models download shadowformer-istd-plus'
+    has fetched it, the ShadowFormer network (MIT) relights the masked shadows instead;
+    --model classical keeps the classical method.
 
     Works best on shadows falling on fairly uniform surfaces (walls, paper, ground, skin);
     it cannot tell a shadow from a dark object of the same colour, and it does not help at

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EXIT_OK, EXIT_WEIGHTS, WeightsError
+from ..manifest import ModelEntry
 from .render import Reporter, make_console, reported_errors
 
 models_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,6 +27,14 @@ def _human_size(size: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
     return "?"
+
+
+# Methods that need no download, listed with the models of their task.
+BUILT_IN = {
+    "deshadow": ModelEntry(id="classical", task="deshadow", arch="built-in", tier="fast", source=None, sha256=None,
+                           size_bytes=0, license="built in", commercial_use=True, params={}, tile_overlap=0,
+                           notes="shadow mask from darkness and colour cues; relit by gains measured across the edge"),
+}
 
 
 @models_app.command("list")
@@ -44,7 +53,7 @@ def list_models(
     with reported_errors(reporter):
         manifest = load_manifest()
         entries = manifest.for_task(task) if task else manifest.entries
-        if task and not entries:
+        if task and not entries and task not in BUILT_IN:
             reporter.error(f"no models for task {task!r}; tasks: {', '.join(manifest.tasks())}")
             raise typer.Exit(2)
         defaults = {manifest.default_for(t).id for t in manifest.tasks() if t in manifest.defaults}
@@ -52,6 +61,14 @@ def list_models(
         for entry in entries:
             path = cached_path(entry)
             rows.append((entry, path is not None, entry.id in defaults))
+        # Tasks whose learned model is used only once cached: it is the default then, else the built-in method.
+        for built_in_task, method in BUILT_IN.items():
+            if task not in (None, built_in_task):
+                continue
+            learned = [r for r in rows if r[0].task == built_in_task]
+            learned_default = any(cached for _, cached, _ in learned)
+            rows = [(e, c, is_d or (e.task == built_in_task and c and e is learned[0][0])) for e, c, is_d in rows]
+            rows.append((method, True, not learned_default))
     if as_json:
         for entry, cached, is_default in rows:
             record = {
