@@ -359,3 +359,30 @@ def test_cpu_runs_default_to_the_fast_tier(photos: Path, tmp_path: Path, isolate
     assert result.exit_code == 3 and "ffdnet-color" in result.stderr  # the fast tier's model was asked for
     balanced = invoke("denoise", photos / "astronaut.png", tmp_path / "o.png", "--offline", "--device", "cpu", "--tier", "balanced")
     assert balanced.exit_code == 3 and "scunet-color-real" in balanced.stderr
+
+
+def test_include_and_exclude_select_inputs_by_name_or_relative_path(photos: Path, tmp_path: Path) -> None:
+    (photos / "sub" / "thumb_small.png").write_bytes((photos / "astronaut.png").read_bytes())
+    planned = invoke("denoise", photos, tmp_path / "a", "-r", "--dry-run", "--json", "--include", "*.png", "--exclude", "thumb_*")
+    assert planned.exit_code == 0, planned.stderr
+    inputs = [json.loads(line)["input"] for line in planned.stdout.splitlines() if json.loads(line).get("status") == "planned"]
+    assert [Path(p).name for p in inputs] == ["astronaut.png"]
+
+    by_path = invoke("denoise", photos, tmp_path / "b", "-r", "--dry-run", "--json", "--include", "sub/*")
+    names = sorted(Path(json.loads(line)["input"]).name for line in by_path.stdout.splitlines() if json.loads(line).get("status") == "planned")
+    assert names == ["chelsea.jpg", "thumb_small.png"]
+
+    none = invoke("denoise", photos, tmp_path / "c", "-r", "--include", "*.tif")
+    assert none.exit_code == 2 and "--include/--exclude" in none.stderr
+
+
+def test_fail_fast_stops_at_the_first_bad_file(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    (photos / "a_broken.png").write_bytes(b"not an image")  # sorted first
+    out = tmp_path / "out"
+    result = invoke("denoise", photos, out, "-r", "--weights", ffdnet_weights["rgb"], "--fail-fast")
+    assert result.exit_code == 1
+    assert "a_broken.png" in result.stderr and "--fail-fast" in result.stderr
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+    kept_going = invoke("denoise", photos, tmp_path / "out2", "-r", "--weights", ffdnet_weights["rgb"])
+    assert kept_going.exit_code == 1 and (tmp_path / "out2" / "astronaut.png").is_file()

@@ -8,10 +8,11 @@ per file for the CLI to render.
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -102,8 +103,14 @@ def plan_jobs(
     recursive: bool = False,
     output_format: str | None = None,
     suffix: str = "",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
 ) -> list[Job]:
-    """Map the command line's INPUT and OUTPUT to jobs; raise UsageError for impossible combinations."""
+    """Map the command line's INPUT and OUTPUT to jobs; raise UsageError for impossible combinations.
+
+    ``include``/``exclude`` are globs on each input's path relative to INPUT (``/``-separated);
+    a pattern without ``/`` is matched against the file name alone.
+    """
     if input_spec == STDIO:
         out = None if output_spec == STDIO else Path(output_spec)
         if out is not None and out.is_dir():
@@ -111,6 +118,10 @@ def plan_jobs(
         return [Job(None, out)]
 
     inputs, base = _discover(input_spec, recursive)
+    if include or exclude:
+        inputs = [p for p in inputs if _selected(p, base, include, exclude)]
+    if not inputs and (include or exclude):
+        raise UsageError(f"{input_spec}: no images match the --include/--exclude patterns")
     if not inputs:
         hint = " (add -r to search sub-folders)" if Path(input_spec).is_dir() and not recursive else ""
         raise UsageError(f"{input_spec}: no images found{hint}; photofix reads {', '.join(sorted(imageio.SUPPORTED_EXTENSIONS))}")
@@ -142,6 +153,17 @@ def plan_jobs(
         relative = source.relative_to(base) if base is not None else Path(source.name)
         jobs.append(Job(source, output / relative.parent / _output_name(source, output_format, suffix)))
     return jobs
+
+
+def _selected(path: Path, base: Path | None, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    relative = (path.relative_to(base) if base is not None else Path(path.name)).as_posix()
+
+    def matches(pattern: str) -> bool:
+        return fnmatch.fnmatchcase(relative if "/" in pattern else path.name, pattern)
+
+    if include and not any(matches(p) for p in include):
+        return False
+    return not any(matches(p) for p in exclude)
 
 
 # --- restoring one image -------------------------------------------------------------
@@ -279,13 +301,14 @@ def run_jobs(
     write_stdout: Callable[[bytes], None] | None = None,
     on_file_start: Callable[[Job], None] | None = None,
     on_tile: TileProgress | None = None,
+    fail_fast: bool = False,
 ) -> Iterator[FileResult]:
     """Process jobs in order, one result each; a bad file fails alone.
 
     ``get_restorer`` is called once, at the first file that needs the model, so
     a run where everything is skipped (or a dry run) loads nothing. Errors about
     the model itself (weights missing, wrong architecture) end the run: every
-    later file would fail the same way.
+    later file would fail the same way. ``fail_fast`` ends it at the first failed file.
     """
     restorer: ImageProcessor | None = None
     for job in jobs:
@@ -293,6 +316,8 @@ def run_jobs(
         out_name = str(job.output) if job.output else "<stdout>"
         if job.input is not None and job.output is not None and _same_file(job.input, job.output):
             yield FileResult(name, out_name, FAILED, "output would overwrite the input; choose another OUTPUT or add --suffix")
+            if fail_fast:
+                return
             continue
         if job.output is not None and job.output.exists() and not overwrite:
             yield FileResult(name, out_name, SKIPPED, "output exists (use --overwrite to redo it)")
@@ -315,10 +340,14 @@ def run_jobs(
             raise  # about the model or the command: every later file would fail the same way
         except PhotofixError as error:  # bad image, unwritable output, out of memory …
             yield FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
+            if fail_fast:
+                return
             continue
         except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
             reason = f"unexpected {type(error).__name__}: {error} (PHOTOFIX_DEBUG=1 shows where)"
             yield FileResult(name, out_name, FAILED, reason, time.perf_counter() - started, details={"exception": repr(error)})
+            if fail_fast:
+                return
             continue
         yield FileResult(
             name,

@@ -85,7 +85,8 @@ def run_task(
     _interrupt_on_sigterm()
     with reported_errors(reporter):
         fmt = common.format.pillow_name if common.format else None
-        jobs = plan_jobs(input, output, recursive=common.recursive, output_format=fmt, suffix=common.suffix)
+        jobs = plan_jobs(input, output, recursive=common.recursive, output_format=fmt, suffix=common.suffix,
+                         include=common.include or (), exclude=common.exclude or ())
         params = TaskParams(**task_params)
         reporter.start(len(jobs))
         interrupted = False
@@ -102,6 +103,7 @@ def run_task(
                 write_stdout=_write_stdout,
                 on_file_start=reporter.file_started,
                 on_tile=reporter.tile_done,
+                fail_fast=common.fail_fast,
             ):
                 reporter.result(result)
         except KeyboardInterrupt:
@@ -110,6 +112,9 @@ def run_task(
             reporter.finish()
             raise
         summary = reporter.finish(interrupted=interrupted)
+        left = len(jobs) - sum(summary[k] for k in ("done", "skipped", "failed", "planned"))
+        if common.fail_fast and summary["failed"] and left > 0:
+            reporter.error(f"stopped at the first failure (--fail-fast); {left} file(s) not processed")
     if interrupted:
         reporter.error("interrupted; finished outputs are kept, nothing half-written was left")
         raise typer.Exit(EXIT_INTERRUPTED)

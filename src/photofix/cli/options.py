@@ -84,6 +84,9 @@ class Common:
     quality: Optional[int] = None
     overwrite: bool = False
     dry_run: bool = False
+    include: Optional[list[str]] = None
+    exclude: Optional[list[str]] = None
+    fail_fast: bool = False
     max_pixels: int = 1_000_000_000
     model: Optional[str] = None
     weights: Optional[Path] = None
@@ -112,6 +115,23 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
     ],
     "overwrite": Annotated[bool, typer.Option("--overwrite", help="Redo outputs that already exist (they are skipped by default).", rich_help_panel=_IO)],
     "dry_run": Annotated[bool, typer.Option("--dry-run", help="List what would be done; load nothing, write nothing.", rich_help_panel=_IO)],
+    "include": Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--include",
+            help="Only inputs matching this glob (repeatable), e.g. '*.tif' or '2019/*'; a pattern without / matches file names.",
+            rich_help_panel=_IO,
+            show_default=False,
+        ),
+    ],
+    "exclude": Annotated[
+        Optional[list[str]],
+        typer.Option("--exclude", help="Skip inputs matching this glob (repeatable), e.g. '*_thumb.jpg'.", rich_help_panel=_IO, show_default=False),
+    ],
+    "fail_fast": Annotated[
+        bool,
+        typer.Option("--fail-fast", help="Stop at the first file that fails (default: report it and go on).", rich_help_panel=_IO),
+    ],
     "max_pixels": Annotated[
         int,
         typer.Option(min=0, help="Refuse images with more pixels than this (decompression-bomb guard); 0 = no limit.", rich_help_panel=_IO),
