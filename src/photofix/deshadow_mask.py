@@ -60,9 +60,9 @@ import cv2
 import numpy as np
 
 from .errors import UsageError
+from .masks import LUMA_709, mask_from_array  # noqa: F401 - mask_from_array is part of this module's API
 from .scratch import as_image
 
-LUMA_709 = np.array([0.2126, 0.7152, 0.0722], np.float32)  # luminance of linear sRGB primaries
 WORK_SIDE = 512  # px: detection runs on a copy at most this large a side
 
 _LOG_FLOOR = 2e-3  # linear light added before logs (~ sRGB 0.026): below it values are noise
@@ -427,64 +427,6 @@ def feather_mask(mask: np.ndarray, width: float) -> np.ndarray:
     if width == 0 or not hard.any() or hard.all():
         return hard.astype(np.float32)
     return smoothstep(_signed_distance(hard), -width / 2, width / 2)
-
-
-def mask_from_array(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A user's mask as float32 H x W in [0, 1], resized to ``shape`` (the photo's H, W[, C]).
-
-    ``array`` may be bool, 8- or 16-bit integers, or floats in [0, 1]; grey (H x W or
-    H x W x 1), RGB (its luminance is used) or with alpha (LA, RGBA: the alpha is the mask
-    when it varies, else the colour). White / opaque marks the shadow. A mask whose aspect
-    ratio differs from the photo's by more than 1 % is refused (UsageError): stretching it
-    would put the shadow elsewhere.
-    """
-    values = np.asarray(array)
-    if len(shape) < 2 or shape[0] < 1 or shape[1] < 1:
-        raise UsageError(f"the photo's shape must be (H, W[, C]), not {shape}")
-    h, w = int(shape[0]), int(shape[1])
-    plane = _mask_plane(values)
-    mh, mw = plane.shape
-    if mh < 1 or mw < 1:
-        raise UsageError(f"the mask is empty (shape {values.shape})")
-    mismatch = abs((mw / mh) / (w / h) - 1.0)
-    if mismatch > 0.01:
-        raise UsageError(
-            f"the mask is {mw}x{mh} px and the photo {w}x{h}: their aspect ratios differ by {mismatch:.1%}. "
-            "Draw the mask on the photo itself (or a copy scaled without cropping)."
-        )
-    if (mh, mw) != (h, w):
-        method = cv2.INTER_AREA if mh > h else cv2.INTER_LINEAR
-        plane = cv2.resize(plane, (w, h), interpolation=method)
-    return np.clip(plane, 0.0, 1.0).astype(np.float32)
-
-
-def _mask_plane(values: np.ndarray) -> np.ndarray:
-    """Any supported mask array to float32 H x W in [0, 1] at its own size."""
-    if values.dtype == bool:
-        values = values.astype(np.float32)
-    elif np.issubdtype(values.dtype, np.integer):
-        top = 65535.0 if values.dtype.itemsize > 1 or values.max(initial=0) > 255 else 255.0
-        values = values.astype(np.float32) / np.float32(top)
-    elif np.issubdtype(values.dtype, np.floating):
-        values = values.astype(np.float32)
-        if values.size and (np.nanmin(values) < -0.01 or np.nanmax(values) > 1.01):
-            raise UsageError(f"a float mask must hold values in [0, 1], not {np.nanmin(values):.3g}..{np.nanmax(values):.3g}")
-        values = np.nan_to_num(values, nan=0.0)
-    else:
-        raise UsageError(f"cannot read a mask from an array of {values.dtype}")
-    if values.ndim == 2:
-        return values
-    if values.ndim != 3 or values.shape[2] not in (1, 2, 3, 4):
-        raise UsageError(f"a mask must be H x W, or H x W x 1/2/3/4 (grey, LA, RGB, RGBA), not {values.shape}")
-    channels = values.shape[2]
-    if channels in (2, 4):
-        alpha = values[..., -1]
-        if alpha.size and float(alpha.max()) - float(alpha.min()) > 1e-6:
-            return np.ascontiguousarray(alpha)
-        values = values[..., :-1]
-    if values.shape[2] == 3:
-        return np.ascontiguousarray(values @ LUMA_709)
-    return np.ascontiguousarray(values[..., 0])
 
 
 # --- shared helpers ---------------------------------------------------------------------

@@ -1,7 +1,7 @@
-"""User-supplied and exported damage masks (scratch-repair's ``--mask`` and ``--mask-out``).
+"""User-supplied and exported masks (``--mask`` and ``--mask-out`` of scratch-repair and deshadow).
 
-A mask is an image where white (or any light value) marks pixels to repair; grey, RGB or
-an alpha channel all work. Masks are matched to photos by file stem: ``photo.jpg`` takes
+A mask is an image where white (or any light value) marks the pixels to treat; grey, RGB or
+an alpha channel all work, soft values (a penumbra) are kept. Masks are matched to photos by file stem: ``photo.jpg`` takes
 ``photo.png`` or ``photo_mask.png`` from a mask folder.
 """
 
@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from . import imageio
-from .errors import UnsupportedImage
+from .errors import UnsupportedImage, UsageError
 
 MASK_SUFFIX = "_mask"
+# Rec. 709 luminance weights: a mask drawn in colour counts by its brightness.
+LUMA_709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def find_mask(spec: Path, photo_name: str) -> Path | None:
@@ -28,26 +31,16 @@ def find_mask(spec: Path, photo_name: str) -> Path | None:
     return None
 
 
-def load_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """Bool H x W mask from an image file, resized to ``shape`` (h, w) when needed.
+def load_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The mask in an image file as float32 H x W in [0, 1], fitted to the photo's ``shape``.
 
-    Light pixels (luminance or alpha above one half) mark damage. A mask whose aspect ratio
-    differs from the photo's by more than 1% belongs to another picture and is refused.
+    A mask that does not fit (another aspect ratio, an unreadable layout) fails this photo
+    only, naming the mask file.
     """
-    image = imageio.read_image(path)
-    values = image.pixels.mean(axis=2) if image.alpha is None else np.maximum(image.pixels.mean(axis=2), image.alpha)
-    height, width = shape
-    if values.shape != (height, width):
-        ratio = (values.shape[1] / values.shape[0]) / (width / height)
-        if abs(ratio - 1.0) > 0.01:
-            raise UnsupportedImage(
-                f"{path}: the mask is {values.shape[1]}x{values.shape[0]} but the photo is {width}x{height}; "
-                "give a mask of the photo's shape"
-            )
-        import cv2
-
-        values = cv2.resize(values.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
-    return values > 0.5
+    try:
+        return mask_from_array(load_mask_pixels(path), shape)
+    except UsageError as error:
+        raise UnsupportedImage(f"{path}: {error}; give a mask of the photo's shape") from error
 
 
 def load_mask_pixels(path: Path) -> np.ndarray:
@@ -70,4 +63,62 @@ def save_mask(mask: np.ndarray, folder: Path, photo_name: str) -> Path:
     return target
 
 
-__all__ = ["MASK_SUFFIX", "find_mask", "load_mask", "load_mask_pixels", "save_mask"]
+def mask_from_array(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A user's mask as float32 H x W in [0, 1], resized to ``shape`` (the photo's H, W[, C]).
+
+    ``array`` may be bool, 8- or 16-bit integers, or floats in [0, 1]; grey (H x W or
+    H x W x 1), RGB (its luminance is used) or with alpha (LA, RGBA: the alpha is the mask
+    when it varies, else the colour). White / opaque marks the shadow. A mask whose aspect
+    ratio differs from the photo's by more than 1 % is refused (UsageError): stretching it
+    would put the shadow elsewhere.
+    """
+    values = np.asarray(array)
+    if len(shape) < 2 or shape[0] < 1 or shape[1] < 1:
+        raise UsageError(f"the photo's shape must be (H, W[, C]), not {shape}")
+    h, w = int(shape[0]), int(shape[1])
+    plane = _mask_plane(values)
+    mh, mw = plane.shape
+    if mh < 1 or mw < 1:
+        raise UsageError(f"the mask is empty (shape {values.shape})")
+    mismatch = abs((mw / mh) / (w / h) - 1.0)
+    if mismatch > 0.01:
+        raise UsageError(
+            f"the mask is {mw}x{mh} px and the photo {w}x{h}: their aspect ratios differ by {mismatch:.1%}. "
+            "Draw the mask on the photo itself (or a copy scaled without cropping)."
+        )
+    if (mh, mw) != (h, w):
+        method = cv2.INTER_AREA if mh > h else cv2.INTER_LINEAR
+        plane = cv2.resize(plane, (w, h), interpolation=method)
+    return np.clip(plane, 0.0, 1.0).astype(np.float32)
+
+
+def _mask_plane(values: np.ndarray) -> np.ndarray:
+    """Any supported mask array to float32 H x W in [0, 1] at its own size."""
+    if values.dtype == bool:
+        values = values.astype(np.float32)
+    elif np.issubdtype(values.dtype, np.integer):
+        top = 65535.0 if values.dtype.itemsize > 1 or values.max(initial=0) > 255 else 255.0
+        values = values.astype(np.float32) / np.float32(top)
+    elif np.issubdtype(values.dtype, np.floating):
+        values = values.astype(np.float32)
+        if values.size and (np.nanmin(values) < -0.01 or np.nanmax(values) > 1.01):
+            raise UsageError(f"a float mask must hold values in [0, 1], not {np.nanmin(values):.3g}..{np.nanmax(values):.3g}")
+        values = np.nan_to_num(values, nan=0.0)
+    else:
+        raise UsageError(f"cannot read a mask from an array of {values.dtype}")
+    if values.ndim == 2:
+        return values
+    if values.ndim != 3 or values.shape[2] not in (1, 2, 3, 4):
+        raise UsageError(f"a mask must be H x W, or H x W x 1/2/3/4 (grey, LA, RGB, RGBA), not {values.shape}")
+    channels = values.shape[2]
+    if channels in (2, 4):
+        alpha = values[..., -1]
+        if alpha.size and float(alpha.max()) - float(alpha.min()) > 1e-6:
+            return np.ascontiguousarray(alpha)
+        values = values[..., :-1]
+    if values.shape[2] == 3:
+        return np.ascontiguousarray(values @ LUMA_709)
+    return np.ascontiguousarray(values[..., 0])
+
+
+__all__ = ["MASK_SUFFIX", "find_mask", "load_mask", "load_mask_pixels", "mask_from_array", "save_mask"]

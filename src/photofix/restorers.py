@@ -83,7 +83,7 @@ def detect_with_model(detector: LoadedModel, pixels: np.ndarray, *, short_side: 
 class ScratchRepairProcessor:
     """Detect damage (learned UNet, classical detector, or the user's mask), then inpaint around it.
 
-    ``user_mask(image)`` returns the user's mask for that image (or None: detect it);
+    ``user_mask(image)`` returns the user's mask for that image, values in [0, 1] (or None: detect it);
     ``mask_out(image, mask)`` saves the mask used. The mask is grown by ``dilate`` px so the
     soft rims of scratches are replaced too.
     """
@@ -105,7 +105,7 @@ class ScratchRepairProcessor:
     def detect(self, image: Image) -> tuple[np.ndarray, str]:
         given = self.user_mask(image) if self.user_mask is not None else None
         if given is not None:
-            return given, "user mask"
+            return given > 0.5, "user mask"
         if self.detector is not None:
             threshold = DETECT_THRESHOLD if self.threshold is None else self.threshold
             return detect_with_model(self.detector, image.pixels, threshold=threshold), self.labels[0]

@@ -233,7 +233,6 @@ def _scratch_factory(
             from ..errors import WeightsNotCached
             from ..inpaint import inpaint_classical, load_lama
             from ..manifest import load_manifest
-            from ..masks import find_mask, load_mask, save_mask
             from ..models import load_model, resolve_device
             from ..restorers import ScratchRepairProcessor
             from ..weights import fetch
@@ -245,15 +244,7 @@ def _scratch_factory(
                 )
             _set_threads(common.threads)
             device = resolve_device(common.device)
-
-            def user_mask(image: Any) -> Any:
-                found = find_mask(mask, image.meta.source_name) if mask is not None else None
-                return None if found is None else load_mask(found, image.pixels.shape[:2])
-
-            def export(image: Any, used: Any) -> None:
-                if mask_out is not None:
-                    save_mask(used, mask_out, image.meta.source_name)
-
+            user_mask, export = _mask_hooks(mask, mask_out)
             processor = ScratchRepairProcessor(
                 inpaint_fn=partial(inpaint_classical, method="telea"),
                 threshold=threshold,
@@ -298,26 +289,31 @@ def _scratch_factory(
     return with_reporter
 
 
+def _mask_hooks(mask: Path | None, mask_out: Path | None) -> tuple[Callable[[Any], Any], Callable[[Any, Any], None]]:
+    """``--mask`` (a file, or a folder matched by photo name) and ``--mask-out`` as per-image callbacks."""
+    from ..masks import find_mask, load_mask, save_mask
+
+    def user_mask(image: Any) -> Any:
+        found = find_mask(mask, image.meta.source_name) if mask is not None else None
+        return None if found is None else load_mask(found, image.pixels.shape)
+
+    def export(image: Any, used: Any) -> None:
+        if mask_out is not None:
+            save_mask(used, mask_out, image.meta.source_name)
+
+    return user_mask, export
+
+
 def _deshadow_factory(common: Common, mask: Path | None, mask_out: Path | None, sensitivity: float,
                       match_texture: bool) -> Callable[[Reporter], ProcessorFactory]:
     def with_reporter(reporter: Reporter) -> ProcessorFactory:
         def build() -> Any:
-            from ..masks import find_mask, load_mask_pixels, save_mask
-            from ..restorers import DeshadowProcessor
-
             from ..manifest import load_manifest
             from ..models import load_masked_model, resolve_device
+            from ..restorers import DeshadowProcessor
             from ..weights import cached_path, fetch
 
-            def user_mask(image: Any) -> Any:
-                found = find_mask(mask, image.meta.source_name) if mask is not None else None
-                return None if found is None else load_mask_pixels(found)
-
-            def export(image: Any, used: Any) -> None:
-                if mask_out is not None:
-                    save_mask(used, mask_out, image.meta.source_name)
-
-            processor = DeshadowProcessor(sensitivity, match_texture, user_mask, export)
+            processor = DeshadowProcessor(sensitivity, match_texture, *_mask_hooks(mask, mask_out))
             if common.model == "classical":
                 reporter.detail("classical deshadow: shadow mask from darkness and colour cues, relit by measured gains")
                 return processor
@@ -327,7 +323,7 @@ def _deshadow_factory(common: Common, mask: Path | None, mask_out: Path | None, 
                 processor.model = load_masked_model(common.weights, expected_arch="ShadowFormer", device=device, precision="fp32")
                 processor.model_label = common.weights.name
                 return processor
-            learned = [e for e in load_manifest().for_task("deshadow")]
+            learned = load_manifest().for_task("deshadow")
             entry = next((e for e in learned if e.id == common.model), None) if common.model else learned[0] if learned else None
             if common.model and entry is None:
                 raise UsageError(f"unknown deshadow model {common.model!r}; choose 'classical' or one of: {', '.join(e.id for e in learned)}")
