@@ -12,7 +12,8 @@ LAYER = {
     "errors": 0, "settings": 0,
     "manifest": 1, "weights": 1, "archs": 1, "cpu_rewrite": 1,
     "models": 2, "tiling": 2, "imageio": 2, "tasks": 2, "colorize": 2, "scratch": 2, "inpaint": 2, "masks": 2, "deshadow_mask": 2, "deshadow": 2,
-    "pipeline": 3, "restorers": 3,
+    "provenance": 2, "steps": 2,
+    "pipeline": 3, "restorers": 3, "batch": 3,
     "cli": 4, "__main__": 4,
 }
 

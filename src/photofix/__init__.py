@@ -25,7 +25,8 @@ _LAZY = {
     "TaskParams": "pipeline",
     "FileResult": "pipeline",
     "plan_jobs": "pipeline",
-    "run_jobs": "pipeline",
+    "run_jobs": "batch",
+    "Chain": "pipeline",
     "restore_image": "pipeline",
     "run_tiled": "tiling",
 }

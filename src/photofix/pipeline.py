@@ -1,9 +1,9 @@
 """Restore one image or a whole folder; return per-file results, never print.
 
 ``plan_jobs`` maps an input spec (file, folder, glob, ``-``) to (input, output)
-pairs; ``Restorer`` holds one loaded model and restores images; ``run_jobs``
-processes the pairs, keeps going past bad files, and yields a ``FileResult``
-per file for the CLI to render.
+pairs; ``Restorer`` holds one loaded model and restores images; ``Chain`` runs
+several processors in turn on the image in memory. ``batch.run_jobs`` processes
+the pairs and yields a ``FileResult`` per file for the CLI to render.
 """
 
 from __future__ import annotations
@@ -11,8 +11,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from . import imageio, tasks
-from .errors import NonFiniteOutput, PhotofixError, UsageError, WeightsError
+from .errors import NonFiniteOutput, UsageError
 from .imageio import Image
 
 if TYPE_CHECKING:
@@ -31,6 +30,8 @@ STDIO = "-"
 DONE, SKIPPED, FAILED, PLANNED = "done", "skipped", "failed", "planned"
 _EXTENSION_FOR_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 _GLOB_CHARS = set("*?[")
+# ``--preview`` writes NAME.preview.jpg beside each output; a later run over that folder skips them.
+PREVIEW_SUFFIX = ".preview.jpg"
 
 TileProgress = Callable[[int, int], None]
 
@@ -73,6 +74,8 @@ class FileResult:
 
 def _is_image_file(path: Path) -> bool:
     """An image by its extension; broken links and unreadable entries count, so they are reported, not skipped."""
+    if path.name.lower().endswith(PREVIEW_SUFFIX):
+        return False
     return path.suffix.lower() in imageio.SUPPORTED_EXTENSIONS and not path.is_dir()
 
 
@@ -273,114 +276,36 @@ class Restorer:
         return tasks.finish(image, result, final_scale=final_scale), details
 
 
+class Chain:
+    """Processors applied in turn to one image held in memory: read once, written once.
+
+    Details of each step are reported under ``TASK.key`` (``denoise.sigma``), a repeated
+    task as ``TASK#2.key``.
+    """
+
+    def __init__(self, steps: Sequence[tuple[str, ImageProcessor]]) -> None:
+        if not steps:
+            raise UsageError("a chain needs at least one step")
+        self.steps = list(steps)
+
+    @property
+    def label(self) -> str:
+        return " → ".join(processor.label for _, processor in self.steps)
+
+    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
+        details: dict[str, Any] = {}
+        seen: dict[str, int] = {}
+        for task, processor in self.steps:
+            seen[task] = seen.get(task, 0) + 1
+            prefix = task if seen[task] == 1 else f"{task}#{seen[task]}"
+            image, step_details = processor.restore(image, on_tile)
+            details.update({f"{prefix}.{key}": value for key, value in step_details.items()})
+        return image, details
+
+
 def restore_image(image: Image, restorer: Restorer) -> Image:
     """Convenience for library users: the restored image only."""
     return restorer.restore(image)[0]
-
-
-# --- many files ----------------------------------------------------------------------
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def run_jobs(
-    jobs: list[Job],
-    get_restorer: Callable[[], ImageProcessor],
-    *,
-    overwrite: bool = False,
-    dry_run: bool = False,
-    output_format: str | None = None,
-    quality: int | None = None,
-    max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
-    read_stdin: Callable[[], bytes] | None = None,
-    write_stdout: Callable[[bytes], None] | None = None,
-    on_file_start: Callable[[Job], None] | None = None,
-    on_tile: TileProgress | None = None,
-    fail_fast: bool = False,
-) -> Iterator[FileResult]:
-    """Process jobs in order, one result each; a bad file fails alone.
-
-    ``get_restorer`` is called once, at the first file that needs the model, so
-    a run where everything is skipped (or a dry run) loads nothing. Errors about
-    the model itself (weights missing, wrong architecture) end the run: every
-    later file would fail the same way. ``fail_fast`` ends it at the first failed file.
-    """
-    restorer: ImageProcessor | None = None
-    for job in jobs:
-        name = str(job.input) if job.input else "<stdin>"
-        out_name = str(job.output) if job.output else "<stdout>"
-        if job.input is not None and job.output is not None and _same_file(job.input, job.output):
-            yield FileResult(name, out_name, FAILED, "output would overwrite the input; choose another OUTPUT or add --suffix")
-            if fail_fast:
-                return
-            continue
-        if job.output is not None and job.output.exists() and not overwrite:
-            yield FileResult(name, out_name, SKIPPED, "output exists (use --overwrite to redo it)")
-            continue
-        if dry_run:
-            yield FileResult(name, out_name, PLANNED)
-            continue
-        if on_file_start is not None:
-            on_file_start(job)
-        started = time.perf_counter()
-        try:
-            image = _read(job, max_pixels, read_stdin)
-            if restorer is None:  # loading the model is not this file's time
-                loading = time.perf_counter()
-                restorer = get_restorer()
-                started += time.perf_counter() - loading
-            restored, details = restorer.restore(image, on_tile)
-            _write(restored, job, output_format, quality, write_stdout)
-        except (WeightsError, UsageError):
-            raise  # about the model or the command: every later file would fail the same way
-        except PhotofixError as error:  # bad image, unwritable output, out of memory …
-            yield FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
-            if fail_fast:
-                return
-            continue
-        except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
-            reason = f"unexpected {type(error).__name__}: {error} (PHOTOFIX_DEBUG=1 shows where)"
-            yield FileResult(name, out_name, FAILED, reason, time.perf_counter() - started, details={"exception": repr(error)})
-            if fail_fast:
-                return
-            continue
-        yield FileResult(
-            name,
-            out_name,
-            DONE,
-            seconds=time.perf_counter() - started,
-            model=restorer.label,
-            details=details,
-        )
-
-
-def _read(job: Job, max_pixels: int | None, read_stdin: Callable[[], bytes] | None) -> Image:
-    if job.input is None:
-        if read_stdin is None:
-            raise UsageError("reading from stdin is not available here")
-        return imageio.decode_image(read_stdin(), name="<stdin>", max_pixels=max_pixels)
-    return imageio.read_image(job.input, max_pixels=max_pixels)
-
-
-def _write(
-    image: Image,
-    job: Job,
-    output_format: str | None,
-    quality: int | None,
-    write_stdout: Callable[[bytes], None] | None,
-) -> None:
-    if job.output is None:
-        if write_stdout is None:
-            raise UsageError("writing to stdout is not available here")
-        write_stdout(imageio.encode_image(image, format=output_format or image.meta.format, quality=quality))
-        return
-    fmt = output_format or imageio.format_for_path(job.output)
-    imageio.write_image(image, job.output, format=fmt, quality=quality)
 
 
 # --- choosing the model ------------------------------------------------------------

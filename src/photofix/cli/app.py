@@ -11,13 +11,14 @@ import os
 import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .. import __version__, settings
+from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError, UsageError
 from .options import Common, task_command
 from .render import Reporter, reported_errors
@@ -56,20 +57,21 @@ def _root(
     """Restore photos with pretrained networks."""
 
 
-ProcessorFactory = Callable[[], Any]
-
-
 def run_task(
-    task: str,
     input: str,
     output: str,
     common: Common,
-    *,
-    factory: Callable[[Reporter], ProcessorFactory] | None = None,
-    **task_params: Any,
+    steps: list[tuple[str, Common, dict[str, Any]]],
 ) -> None:
-    """Shared body of every task command; ``factory`` builds the processor for tasks that are not one network."""
-    from ..pipeline import TaskParams, plan_jobs, run_jobs
+    """Shared body of every task command and of ``restore``: plan the steps, then run them over the files.
+
+    ``steps`` holds (task, the options shared by the run with this step's model/weights, the
+    task's own options); one step is a task command, several a chain.
+    """
+    from ..batch import run_jobs
+    from ..pipeline import Chain, plan_jobs
+    from ..provenance import Recipe, RunLog
+    from .processors import plan_step
 
     reporter = Reporter(json_mode=common.json, quiet=common.quiet, verbose=common.verbose)
     if common.quiet or common.json:
@@ -87,14 +89,21 @@ def run_task(
         fmt = common.format.pillow_name if common.format else None
         jobs = plan_jobs(input, output, recursive=common.recursive, output_format=fmt, suffix=common.suffix,
                          include=common.include or (), exclude=common.exclude or ())
-        params = TaskParams(**task_params)
+        planned = [plan_step(task, step_common, options, reporter) for task, step_common, options in steps]
+        recipe = Recipe(tuple(p.step for p in planned), output_format=fmt, quality=common.quality)
+
+        def build() -> Any:
+            if len(planned) == 1:
+                return planned[0].build()
+            return Chain([(p.step.task, p.build()) for p in planned])
+
         reporter.start(len(jobs))
         interrupted = False
         try:
             for result in run_jobs(
                 jobs,
-                factory(reporter) if factory else _restorer_factory(task, common, params, reporter),
-                overwrite=common.overwrite,
+                build,
+                force=common.force,
                 dry_run=common.dry_run,
                 output_format=fmt,
                 quality=common.quality,
@@ -104,6 +113,10 @@ def run_task(
                 on_file_start=reporter.file_started,
                 on_tile=reporter.tile_done,
                 fail_fast=common.fail_fast,
+                history=_run_log(output, jobs, RunLog),
+                recipe=recipe,
+                after_write=_preview_writer() if common.preview else None,
+                jobs_in_flight=common.jobs,
             ):
                 reporter.result(result)
         except KeyboardInterrupt:
@@ -116,9 +129,36 @@ def run_task(
         if common.fail_fast and summary["failed"] and left > 0:
             reporter.error(f"stopped at the first failure (--fail-fast); {left} file(s) not processed")
     if interrupted:
-        reporter.error("interrupted; finished outputs are kept, nothing half-written was left")
+        reporter.error("interrupted; finished outputs are kept, nothing half-written was left; run the same command to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _run_log(output: str, jobs: list[Any], run_log: Callable[[Path], Any]) -> Any:
+    """``OUTPUT/.photofix/runs.jsonl`` for a folder run, the output file's folder for one file, none for stdout."""
+    if output == "-":
+        return None
+    if len(jobs) == 1 and jobs[0].output == Path(output):
+        return run_log(Path(output).parent)
+    return run_log(Path(output))
+
+
+def _preview_writer() -> Callable[[Any, Any, Any], None]:
+    """``--preview``: a small before/after JPEG beside each output, NAME.preview.jpg."""
+    from ..compare import preview
+    from ..imageio import atomic
+    from ..pipeline import PREVIEW_SUFFIX
+
+    def write(job: Any, before: Any, after: Any) -> None:
+        from PIL import Image as PILImage
+
+        if job.output is None:
+            return
+        target = job.output.with_name(job.output.stem + PREVIEW_SUFFIX)
+        picture = PILImage.fromarray(preview(before, after))
+        atomic.write_file(target, lambda fp: picture.save(fp, format="JPEG", quality=85))
+
+    return write
 
 
 def _interrupt_on_sigterm() -> None:
@@ -137,223 +177,6 @@ def _interrupt_on_sigterm() -> None:
 def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
-
-
-def _restorer_factory(task: str, common: Common, params: Any, reporter: Reporter) -> Callable[[], Any]:
-    """Build the model lazily: a run that skips every file loads nothing."""
-
-    def build() -> Any:
-        from ..manifest import load_manifest
-        from ..models import load_entry, load_model, resolve_device
-        from ..pipeline import Restorer, choose_entry, default_overlap
-
-        _set_threads(common.threads)
-        manifest = load_manifest()
-        device = resolve_device(common.device)
-        if common.weights is not None:
-            model = load_model(common.weights, device=device, precision=common.precision.value)
-            overlap, min_tile = default_overlap(manifest, model.arch)
-            reporter.detail(f"loaded {common.weights} as {model.arch} ({model.scale}x)")
-        else:
-            tier = common.tier.value if common.tier else None
-            entry = choose_entry(manifest, task, common.model, tier, params.scale, params.kind, on_cpu=device.type == "cpu")
-            offline = _announce_entry(entry, common, reporter)
-            model = load_entry(entry, offline=offline, device=device, precision=common.precision.value)
-            _announce_hash(entry, model.hash_recorded_now, model.sha256, reporter)
-            overlap, min_tile = entry.tile_overlap, entry.min_tile
-        if common.tile_overlap is not None:
-            overlap = common.tile_overlap
-        tile = None if common.tile == "auto" else int(common.tile)
-        restorer = Restorer(task, model, params=params, tile=tile, tile_overlap=overlap, min_tile=min_tile)
-        if tile and tile < min_tile:
-            reporter.note(f"tiles under {min_tile} px change this model's result noticeably; --tile {tile} is used as asked")
-        reporter.detail(
-            f"device {model.device}, {str(model.dtype).replace('torch.', '')}, "
-            f"tile {'auto' if tile is None else tile or 'whole image'}, overlap {overlap} px"
-        )
-        return restorer
-
-    return build
-
-
-def _announce_entry(entry: Any, common: Common, reporter: Reporter) -> bool:
-    """Licence note and download notice before a manifest model is fetched; returns offline."""
-    from ..weights import cached_path
-
-    offline = settings.offline(common.offline)
-    if not entry.commercial_use:
-        reporter.note(f"{entry.id} is licensed for non-commercial use only ({entry.license})")
-    if not offline and cached_path(entry) is None:
-        size = f" ({entry.size_bytes / 1e6:.0f} MB)" if entry.size_bytes else ""
-        reporter.info(f"downloading {entry.id}{size}, once; later runs use the cached copy")
-    reporter.detail(f"model {entry.id} ({entry.arch}, {entry.license})")
-    return offline
-
-
-def _announce_hash(entry: Any, recorded_now: bool, sha256: str | None, reporter: Reporter) -> None:
-    if recorded_now:
-        reporter.note(f"{entry.id} has no published sha256; recorded {sha256} and will insist on it from now on")
-
-
-def _colorize_factory(common: Common, render_size: int | None, saturation: float) -> Callable[[Reporter], ProcessorFactory]:
-    def with_reporter(reporter: Reporter) -> ProcessorFactory:
-        def build() -> Any:
-            from ..colorize import load_colorizer
-            from ..manifest import load_manifest
-            from ..models import resolve_device
-            from ..pipeline import choose_entry
-            from ..restorers import ColorizeProcessor
-            from ..weights import fetch
-
-            _set_threads(common.threads)
-            device = resolve_device(common.device)
-            if common.weights is not None:
-                colorizer = load_colorizer(common.weights, device, render_size)
-            else:
-                tier = common.tier.value if common.tier else None
-                entry = choose_entry(load_manifest(), "colorize", common.model, tier, on_cpu=device.type == "cpu")
-                fetched = fetch(entry, offline=_announce_entry(entry, common, reporter))
-                _announce_hash(entry, fetched.first_use_hash, fetched.sha256, reporter)
-                colorizer = load_colorizer(fetched.path, device, render_size or entry.params.get("render_size"), model_id=entry.id)
-            reporter.detail(f"device {colorizer.device}, chroma predicted at {colorizer.render_size} px, saturation {saturation}")
-            return ColorizeProcessor(colorizer, saturation)
-
-        return build
-
-    return with_reporter
-
-
-def _scratch_factory(
-    common: Common, mask: Path | None, mask_out: Path | None, threshold: float | None, dilate: int
-) -> Callable[[Reporter], ProcessorFactory]:
-    def with_reporter(reporter: Reporter) -> ProcessorFactory:
-        def build() -> Any:
-            from functools import partial
-
-            from ..errors import WeightsNotCached
-            from ..inpaint import inpaint_classical, load_lama
-            from ..manifest import load_manifest
-            from ..models import load_model, resolve_device
-            from ..restorers import ScratchRepairProcessor
-            from ..weights import fetch
-
-            if common.weights is not None:
-                raise UsageError(
-                    "scratch-repair runs two models, so --weights cannot say which; add local files with "
-                    "'photofix models import bopb-scratch-detect FILE' or 'photofix models import big-lama FILE'"
-                )
-            _set_threads(common.threads)
-            device = resolve_device(common.device)
-            user_mask, export = _mask_hooks(mask, mask_out)
-            processor = ScratchRepairProcessor(
-                inpaint_fn=partial(inpaint_classical, method="telea"),
-                threshold=threshold,
-                dilate=dilate,
-                user_mask=user_mask,
-                mask_out=export,
-            )
-            if common.model == "classical":
-                reporter.detail("classical detector and OpenCV Telea inpainting (no download)")
-                return processor
-            manifest = load_manifest()
-            chosen = manifest.get(common.model) if common.model else None
-            if chosen is not None and chosen.task not in ("scratch-detect", "inpaint"):
-                raise UsageError(f"model {chosen.id!r} is for {chosen.task}; scratch-repair takes a scratch-detect "
-                                 "or inpaint model, or 'classical'")
-            detect_entry = chosen if chosen and chosen.task == "scratch-detect" else manifest.default_for("scratch-detect")
-            inpaint_entry = chosen if chosen and chosen.task == "inpaint" else manifest.default_for("inpaint")
-            # A mask file for a single photo replaces detection: don't fetch a 450 MB detector for nothing.
-            needed = [inpaint_entry] if mask is not None and mask.is_file() else [detect_entry, inpaint_entry]
-            try:
-                paths = {}
-                for entry in needed:
-                    fetched = fetch(entry, offline=_announce_entry(entry, common, reporter))
-                    _announce_hash(entry, fetched.first_use_hash, fetched.sha256, reporter)
-                    paths[entry.task] = fetched.path
-            except WeightsNotCached:
-                if not settings.offline(common.offline):
-                    raise
-                reporter.note("the learned scratch models are not cached and photofix is offline: using the classical "
-                              "detector and OpenCV inpainting instead (--model classical says so explicitly)")
-                return processor
-            processor.inpaint_fn = load_lama(paths["inpaint"], device)
-            if "scratch-detect" in paths:
-                processor.detector = load_model(paths["scratch-detect"], expected_arch=detect_entry.arch,
-                                                model_id=detect_entry.id, device=device, precision="fp32")
-            processor.labels = (detect_entry.id if processor.detector else "user mask", inpaint_entry.id)
-            reporter.detail(f"device {device}; detector {processor.labels[0]}, inpainting {inpaint_entry.id} in crops around the damage")
-            return processor
-
-        return build
-
-    return with_reporter
-
-
-def _mask_hooks(mask: Path | None, mask_out: Path | None) -> tuple[Callable[[Any], Any], Callable[[Any, Any], None]]:
-    """``--mask`` (a file, or a folder matched by photo name) and ``--mask-out`` as per-image callbacks."""
-    from ..masks import find_mask, load_mask, save_mask
-
-    def user_mask(image: Any) -> Any:
-        found = find_mask(mask, image.meta.source_name) if mask is not None else None
-        return None if found is None else load_mask(found, image.pixels.shape)
-
-    def export(image: Any, used: Any) -> None:
-        if mask_out is not None:
-            save_mask(used, mask_out, image.meta.source_name)
-
-    return user_mask, export
-
-
-def _deshadow_factory(common: Common, mask: Path | None, mask_out: Path | None, sensitivity: float,
-                      match_texture: bool) -> Callable[[Reporter], ProcessorFactory]:
-    def with_reporter(reporter: Reporter) -> ProcessorFactory:
-        def build() -> Any:
-            from ..manifest import load_manifest
-            from ..models import load_masked_model, resolve_device
-            from ..restorers import DeshadowProcessor
-            from ..weights import cached_path, fetch
-
-            processor = DeshadowProcessor(sensitivity, match_texture, *_mask_hooks(mask, mask_out))
-            if common.model == "classical":
-                reporter.detail("classical deshadow: shadow mask from darkness and colour cues, relit by measured gains")
-                return processor
-            _set_threads(common.threads)
-            device = resolve_device(common.device)
-            if common.weights is not None:
-                processor.model = load_masked_model(common.weights, expected_arch="ShadowFormer", device=device, precision="fp32")
-                processor.model_label = common.weights.name
-                return processor
-            learned = load_manifest().for_task("deshadow")
-            entry = next((e for e in learned if e.id == common.model), None) if common.model else learned[0] if learned else None
-            if common.model and entry is None:
-                raise UsageError(f"unknown deshadow model {common.model!r}; choose 'classical' or one of: {', '.join(e.id for e in learned)}")
-            if entry is None or (not common.model and cached_path(entry) is None):
-                # The learned model is the default only once it is cached: its weights live on Google
-                # Drive, so photofix never starts a download nobody asked for.
-                if entry is not None:
-                    reporter.note(f"using the classical method; for the learned one run 'photofix models download {entry.id}' once")
-                return processor
-            fetched = fetch(entry, offline=_announce_entry(entry, common, reporter))
-            _announce_hash(entry, fetched.first_use_hash, fetched.sha256, reporter)
-            processor.model = load_masked_model(fetched.path, expected_arch=entry.arch, device=device, precision="fp32")
-            processor.model_label = entry.id
-            processor.overlap = entry.tile_overlap if common.tile_overlap is None else common.tile_overlap
-            if common.tile != "auto":
-                processor.tile = int(common.tile)
-            reporter.detail(f"model {entry.id} on {device}, mask from {'--mask' if mask else 'the classical detector'}")
-            return processor
-
-        return build
-
-    return with_reporter
-
-
-def _set_threads(threads: int | None) -> None:
-    import torch
-
-    count = settings.threads(threads)
-    if count:
-        torch.set_num_threads(count)
 
 
 # --- task commands -------------------------------------------------------------------
@@ -383,7 +206,7 @@ def denoise(
 
     Examples: photofix denoise noisy.jpg clean.jpg   ·   photofix denoise -r scans/ clean/ --sigma 15
     """
-    run_task("denoise", input, output, common, sigma=sigma)
+    run_task(input, output, common, [("denoise", common, {"sigma": sigma})])
 
 
 class BlurKind(str, Enum):
@@ -405,7 +228,7 @@ def deblur(
 
     Examples: photofix deblur shaky.jpg sharp.jpg   ·   photofix deblur -r trip/ sharp/ --tier fast
     """
-    run_task("deblur", input, output, common, kind=kind.value)
+    run_task(input, output, common, [("deblur", common, {"kind": kind.value})])
 
 
 @task_command(app, "derain", "Remove rain streaks. Its only model is non-commercial: opt in with --model restormer-derain.")
@@ -414,7 +237,7 @@ def derain(input: str, output: str, common: Common) -> None:
 
     Example: photofix derain street.jpg clear.jpg --model restormer-derain
     """
-    run_task("derain", input, output, common)
+    run_task(input, output, common, [("derain", common, {})])
 
 
 @task_command(app, "upscale", "Enlarge with a super-resolution network (4x by default).")
@@ -437,7 +260,7 @@ def upscale(
 
     Examples: photofix upscale small.png big.png   ·   photofix upscale photos/ big/ --scale 2 --tier fast
     """
-    run_task("upscale", input, output, common, scale=scale)
+    run_task(input, output, common, [("upscale", common, {"scale": scale})])
 
 
 @task_command(app, "colorize", "Colour black-and-white photos with DDColor, keeping the original's full-resolution detail.")
@@ -468,7 +291,7 @@ def colorize(
 
     Examples: photofix colorize grandma.tif grandma_colour.tif   ·   photofix colorize -r scans/ colour/ --saturation 1.2
     """
-    run_task("colorize", input, output, common, factory=_colorize_factory(common, render_size, saturation))
+    run_task(input, output, common, [("colorize", common, {"render_size": render_size, "saturation": saturation})])
 
 
 @task_command(app, "scratch-repair", "Find scratches, dust and spots on old prints, then fill them in (LaMa), touching nothing else.")
@@ -516,7 +339,8 @@ def scratch_repair(
 
     Examples: photofix scratch-repair scan.tif fixed.tif --mask-out masks/   ·   photofix scratch-repair -r box/ fixed/ --model classical
     """
-    run_task("scratch-repair", input, output, common, factory=_scratch_factory(common, mask, mask_out, threshold, dilate))
+    options = {"mask": mask, "mask_out": mask_out, "threshold": threshold, "dilate": dilate}
+    run_task(input, output, common, [("scratch-repair", common, options)])
 
 
 @task_command(app, "deshadow", "Lighten cast shadows: found automatically (or from --mask) and relit by the light measured across their edge.")
@@ -558,7 +382,58 @@ def deshadow(
 
     Examples: photofix deshadow doc.jpg clean.jpg   ·   photofix deshadow photo.jpg out.jpg --mask shadow.png
     """
-    run_task("deshadow", input, output, common, factory=_deshadow_factory(common, mask, mask_out, sensitivity, match_texture))
+    options = {"mask": mask, "mask_out": mask_out, "sensitivity": sensitivity, "match_texture": match_texture}
+    run_task(input, output, common, [("deshadow", common, options)])
+
+
+@task_command(app, "restore", "Run several tasks in one pass (--steps or --preset): read once, each model loaded once, written once.")
+def restore(
+    input: str,
+    output: str,
+    common: Common,
+    steps: Annotated[
+        Optional[str],
+        typer.Option(
+            "--steps",
+            "-s",
+            help="Tasks in the order to run them, separated by commas; a task's options follow it after colons as "
+            "key=value (its own options plus model and weights), e.g. 'denoise:model=scunet-real:sigma=15,upscale:scale=2'.",
+            rich_help_panel="Task",
+            show_default=False,
+        ),
+    ] = None,
+    preset: Annotated[
+        Optional[str],
+        typer.Option(
+            help="A ready-made chain: old-photo (scratch-repair, denoise, colorize, upscale:scale=2) or phone (denoise, deblur).",
+            rich_help_panel="Task",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Chain restorations; the image stays in memory between steps, so nothing is re-encoded.
+
+    Each output's XMP and OUTPUT/.photofix/runs.jsonl record the steps, models, weight hashes
+    and settings; re-running the command skips outputs already made the same way.
+
+    Examples: photofix restore --preset old-photo scans/ restored/   ·
+    photofix restore photo.jpg out.jpg --steps "denoise:sigma=15,upscale:scale=2"   ·
+    photofix restore -r box/ out/ --steps "scratch-repair:model=classical,colorize:saturation=1.2"
+    """
+    from ..steps import parse_steps, preset_steps
+
+    reporter = Reporter(quiet=common.quiet)
+    try:
+        if (steps is None) == (preset is None):
+            raise UsageError("give the chain with --steps 'task,task:key=value,...' or --preset old-photo|phone (one of them)")
+        if common.model or common.weights:
+            raise UsageError("--model/--weights would be ambiguous in a chain; give them per step, e.g. --steps 'denoise:model=ID'")
+        requests = parse_steps(steps) if steps is not None else preset_steps(preset or "")
+    except UsageError as error:
+        reporter.error(str(error))
+        raise typer.Exit(EXIT_USAGE) from None
+    chain = [(r.task, replace(common, model=r.model, weights=r.weights), r.task_options) for r in requests]
+    run_task(input, output, common, chain)
 
 
 def _register_models() -> None:

@@ -82,8 +82,9 @@ class Common:
     format: Optional[OutputFormat] = None
     suffix: str = ""
     quality: Optional[int] = None
-    overwrite: bool = False
+    force: bool = False
     dry_run: bool = False
+    preview: bool = False
     include: Optional[list[str]] = None
     exclude: Optional[list[str]] = None
     fail_fast: bool = False
@@ -97,6 +98,7 @@ class Common:
     tile: str = "auto"
     tile_overlap: Optional[int] = None
     threads: Optional[int] = None
+    jobs: int = 2
     json: bool = False
     quiet: bool = False
     verbose: bool = False
@@ -113,8 +115,21 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
         Optional[int],
         typer.Option(min=1, max=100, help="JPEG/WebP quality. Default: the source JPEG's own quality, else 95.", rich_help_panel=_IO, show_default=False),
     ],
-    "overwrite": Annotated[bool, typer.Option("--overwrite", help="Redo outputs that already exist (they are skipped by default).", rich_help_panel=_IO)],
+    "force": Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            "--overwrite",
+            help="Redo every output, replacing existing files. Without it an output is skipped when its record shows the "
+            "same input content and settings, redone when either changed, and kept when photofix did not make it.",
+            rich_help_panel=_IO,
+        ),
+    ],
     "dry_run": Annotated[bool, typer.Option("--dry-run", help="List what would be done; load nothing, write nothing.", rich_help_panel=_IO)],
+    "preview": Annotated[
+        bool,
+        typer.Option("--preview", help="Also write a small before/after JPEG beside each output (NAME.preview.jpg).", rich_help_panel=_IO),
+    ],
     "include": Annotated[
         Optional[list[str]],
         typer.Option(
@@ -176,6 +191,18 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
     "threads": Annotated[
         Optional[int],
         typer.Option(min=1, help="CPU threads for the model. Default: all cores (or PHOTOFIX_THREADS).", rich_help_panel=_RUN, show_default=False),
+    ],
+    "jobs": Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            max=16,
+            help="Files in flight: N > 1 decodes the next files and writes the last one while the model runs "
+            "(one model in memory). 1 = one file at a time.",
+            rich_help_panel=_RUN,
+        ),
     ],
     "json": Annotated[
         bool,

@@ -31,7 +31,12 @@ if TYPE_CHECKING:
 _STYLE = {"done": "green", "skipped": "yellow", "failed": "bold red", "planned": "cyan"}
 
 # Result details worth showing without -v: the user should know these happened.
-_NOTABLE_DETAILS = ("sigma_estimated", "converted_to_grey", "icc_profile_dropped", "classical_fallback")
+_NOTABLE_DETAILS = ("sigma_estimated", "converted_to_grey", "icc_profile_dropped", "classical_fallback", "redone", "preview_failed")
+
+
+def _notable(details: dict[str, Any]) -> bool:
+    """A chain reports ``task.key``: the key after the dot decides."""
+    return any(value and key.rpartition(".")[2] in _NOTABLE_DETAILS for key, value in details.items())
 
 
 def make_console(*, stderr: bool) -> Console:
@@ -128,7 +133,7 @@ class Reporter:
         extra = f" ({result.seconds:.1f}s)" if result.status == "done" else ""
         reason = f" [dim]{escape(result.reason)}[/dim]" if result.reason else ""
         details = ""
-        if result.details and (self.verbose or any(result.details.get(k) for k in _NOTABLE_DETAILS)):
+        if result.details and (self.verbose or _notable(result.details)):
             details = " [dim]" + escape(", ".join(f"{k}={v}" for k, v in result.details.items())) + "[/dim]"
         self._print(f"[{style}]{result.status:<7}[/{style}] {escape(result.input)}{arrow}{extra}{reason}{details}")
 

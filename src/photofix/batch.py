@@ -1,0 +1,271 @@
+"""Run a processor over many files: resume, provenance, and I/O overlapped with compute.
+
+Each file goes through three stages:
+
+1. **check and read** — is the output already up to date (its record has this input's
+   content hash and this recipe)? If not, read the bytes, hash them, decode;
+2. **restore** — the processor, on the calling thread (one model in memory);
+3. **write** — embed the record in the output's XMP, write atomically, append the
+   record to the run log, and any after-write hook (a preview).
+
+With ``jobs`` > 1, stage 1 of the next files and stage 3 of the last one run in
+worker threads while stage 2 computes: decoding and encoding release the GIL, so a
+folder of many small photos no longer waits on the disk and the codecs. Results are
+yielded in input order either way.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+from . import imageio
+from .errors import PhotofixError, UsageError, WeightsError
+from .imageio import Image
+from .pipeline import DONE, FAILED, PLANNED, SKIPPED, FileResult, ImageProcessor, Job, TileProgress
+from .provenance import Recipe, RunLog, new_record, sha256_bytes, sha256_file, with_record
+
+AfterWrite = Callable[[Job, Image, Image], None]
+
+
+@dataclass
+class _Loaded:
+    """A file read and decoded, waiting for the processor."""
+
+    job: Job
+    image: Image
+    input_sha256: str
+    redo: str | None  # why an existing output is being replaced, if it is
+
+
+@dataclass
+class _Options:
+    force: bool
+    dry_run: bool
+    output_format: str | None
+    quality: int | None
+    max_pixels: int | None
+    read_stdin: Callable[[], bytes] | None
+    write_stdout: Callable[[bytes], None] | None
+    history: RunLog | None
+    recipe: Recipe | None
+    after_write: AfterWrite | None
+
+
+def run_jobs(
+    jobs: list[Job],
+    get_restorer: Callable[[], ImageProcessor],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    output_format: str | None = None,
+    quality: int | None = None,
+    max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
+    read_stdin: Callable[[], bytes] | None = None,
+    write_stdout: Callable[[bytes], None] | None = None,
+    on_file_start: Callable[[Job], None] | None = None,
+    on_tile: TileProgress | None = None,
+    fail_fast: bool = False,
+    history: RunLog | None = None,
+    recipe: Recipe | None = None,
+    after_write: AfterWrite | None = None,
+    jobs_in_flight: int = 1,
+) -> Iterator[FileResult]:
+    """Process jobs, one result each in input order; a bad file fails alone.
+
+    An existing output is skipped when its record (``history``: the run log, or the
+    output's XMP) shows the same input content and ``recipe``; it is redone when the
+    record differs, and left alone (skipped) when photofix has no record of making it.
+    ``force`` redoes everything. Without ``history`` any existing output is skipped.
+
+    ``get_restorer`` is called once, at the first file that needs the model, so a run
+    where everything is skipped (or a dry run) loads nothing. Errors about the model
+    itself (weights missing, wrong architecture) end the run: every later file would
+    fail the same way. ``fail_fast`` ends it at the first failed file.
+
+    ``jobs_in_flight`` > 1 reads ahead and writes behind in threads (see module doc).
+    """
+    opts = _Options(force, dry_run, output_format, quality, max_pixels, read_stdin, write_stdout, history, recipe, after_write)
+    if history is not None:
+        history.records()  # load the log once, before worker threads read it
+    ahead = max(1, jobs_in_flight) - 1
+    readers = ThreadPoolExecutor(ahead, thread_name_prefix="photofix-read") if ahead else None
+    writer = ThreadPoolExecutor(1, thread_name_prefix="photofix-write") if ahead else None
+    reads: deque[tuple[Job, Future | None]] = deque()
+    pending: deque[Future | FileResult] = deque()
+    restorer: ImageProcessor | None = None
+    queue = iter(jobs)
+    failed = False
+
+    def submit_read() -> None:
+        job = next(queue, None)
+        if job is not None:
+            reads.append((job, readers.submit(_check_and_read, job, opts) if readers else None))
+
+    def finished(block: bool) -> Iterator[FileResult]:
+        nonlocal failed
+        while pending and (block or not isinstance(pending[0], Future) or pending[0].done()):
+            head = pending.popleft()
+            result = head.result() if isinstance(head, Future) else head
+            failed = failed or result.status == FAILED
+            yield result
+
+    try:
+        for _ in range(max(1, ahead)):
+            submit_read()
+        while reads and not (fail_fast and failed):
+            job, future = reads.popleft()
+            submit_read()
+            if on_file_start is not None:
+                on_file_start(job)
+            started = time.perf_counter()
+            loaded = future.result() if future is not None else _check_and_read(job, opts)
+            if isinstance(loaded, FileResult):
+                pending.append(loaded)
+                yield from finished(block=False)
+                continue
+            try:
+                if restorer is None:
+                    restorer = get_restorer()
+                    started = time.perf_counter()  # loading the model is not this file's time
+                restored, details = restorer.restore(loaded.image, on_tile)
+            except (WeightsError, UsageError):
+                raise  # about the model or the command: every later file would fail the same way
+            except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
+                pending.append(_failure(job, error, started))
+                yield from finished(block=True)
+                continue
+            if loaded.redo:
+                details = {**details, "redone": loaded.redo}
+            if writer is not None:
+                if sum(isinstance(p, Future) for p in pending) >= ahead:
+                    yield from finished(block=True)  # bound the images held for writing
+                pending.append(writer.submit(_write_and_record, loaded, restored, details, restorer.label, started, opts))
+            else:
+                pending.append(_write_and_record(loaded, restored, details, restorer.label, started, opts))
+            yield from finished(block=False)
+        yield from finished(block=True)
+    finally:
+        for executor in (readers, writer):
+            if executor is not None:
+                # Unstarted reads are dropped; a write under way finishes (it is atomic and logged).
+                executor.shutdown(wait=True, cancel_futures=True)
+
+
+# --- stage 1: check and read -------------------------------------------------------------
+
+
+def _check_and_read(job: Job, opts: _Options) -> _Loaded | FileResult:
+    name, out_name = _names(job)
+    started = time.perf_counter()
+    try:
+        if job.input is not None and job.output is not None and _same_file(job.input, job.output):
+            return FileResult(name, out_name, FAILED, "output would overwrite the input; choose another OUTPUT or add --suffix")
+        data = _read_bytes(job, opts.read_stdin)
+        input_sha256 = sha256_bytes(data)
+        redo = None
+        if job.output is not None and job.output.exists() and not opts.force:
+            skip, redo = _decide_existing(job, input_sha256, opts)
+            if skip is not None:
+                return FileResult(name, out_name, SKIPPED, skip)
+        if opts.dry_run:
+            return FileResult(name, out_name, PLANNED, redo)
+        image = imageio.decode_image(data, name=name, max_pixels=opts.max_pixels)
+    except PhotofixError as error:
+        return FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001
+        return _failure(job, error, started)
+    return _Loaded(job, image, input_sha256, redo)
+
+
+def _decide_existing(job: Job, input_sha256: str, opts: _Options) -> tuple[str | None, str | None]:
+    """(reason to skip, None) or (None, reason to redo) for an output that exists."""
+    assert job.output is not None
+    if opts.history is None or opts.recipe is None:
+        return "output exists (use --force to redo it)", None
+    record = opts.history.record_for(job.output)
+    if record is None:
+        return "output exists and photofix has no record of making it; --force replaces it", None
+    if record.matches(input_sha256, opts.recipe.fingerprint):
+        return "up to date (same input content and settings)", None
+    return None, record.differs_in(input_sha256, opts.recipe.fingerprint)
+
+
+def _read_bytes(job: Job, read_stdin: Callable[[], bytes] | None) -> bytes:
+    if job.input is None:
+        if read_stdin is None:
+            raise UsageError("reading from stdin is not available here")
+        return read_stdin()
+    from .errors import UnsupportedImage
+
+    try:
+        return job.input.read_bytes()
+    except OSError as err:
+        raise UnsupportedImage(f"{job.input}: cannot read the file ({err.strerror or err}); check the path and its permissions") from err
+
+
+# --- stage 3: write and record -------------------------------------------------------------
+
+
+def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any], label: str, started: float,
+                      opts: _Options) -> FileResult:
+    job = loaded.job
+    name, out_name = _names(job)
+    record = None
+    try:
+        if opts.recipe is not None:
+            key = opts.history.key(job.output) if opts.history is not None and job.output is not None else out_name
+            record = new_record(name, loaded.input_sha256, key, opts.recipe, details)
+            restored = replace(restored, meta=replace(restored.meta, xmp=with_record(restored.meta.xmp, record)))
+        _write(restored, job, opts)
+        if record is not None and opts.history is not None and job.output is not None:
+            record.output_sha256 = sha256_file(job.output)
+            record.seconds = round(time.perf_counter() - started, 3)
+            opts.history.append(record)
+        if opts.after_write is not None:
+            try:
+                opts.after_write(job, loaded.image, restored)
+            except Exception as error:  # noqa: BLE001 - a preview must not fail the output it shows
+                details = {**details, "preview_failed": str(error)}
+    except PhotofixError as error:
+        return FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
+    except Exception as error:  # noqa: BLE001
+        return _failure(job, error, started)
+    return FileResult(name, out_name, DONE, seconds=time.perf_counter() - started, model=label, details=details)
+
+
+def _write(image: Image, job: Job, opts: _Options) -> None:
+    if job.output is None:
+        if opts.write_stdout is None:
+            raise UsageError("writing to stdout is not available here")
+        opts.write_stdout(imageio.encode_image(image, format=opts.output_format or image.meta.format, quality=opts.quality))
+        return
+    fmt = opts.output_format or imageio.format_for_path(job.output)
+    imageio.write_image(image, job.output, format=fmt, quality=opts.quality)
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _names(job: Job) -> tuple[str, str]:
+    return (str(job.input) if job.input else "<stdin>"), (str(job.output) if job.output else "<stdout>")
+
+
+def _failure(job: Job, error: BaseException, started: float) -> FileResult:
+    name, out_name = _names(job)
+    if isinstance(error, PhotofixError):
+        return FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
+    reason = f"unexpected {type(error).__name__}: {error} (PHOTOFIX_DEBUG=1 shows where)"
+    return FileResult(name, out_name, FAILED, reason, time.perf_counter() - started, details={"exception": repr(error)})
+
+
+def _same_file(a: os.PathLike, b: os.PathLike) -> bool:
+    try:
+        return os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False

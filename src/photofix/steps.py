@@ -1,0 +1,144 @@
+"""The ``--steps`` language of ``photofix restore`` and its presets.
+
+``"scratch-repair,denoise:model=scunet-real:sigma=15,upscale:scale=2"``: steps are
+separated by commas, a step's options by colons, each option ``key=value``. The keys are
+the task's own command-line options (``render-size`` and ``render_size`` both work) plus
+``model`` and ``weights``. Values are checked here, before anything loads, so a typo in
+the fifth step fails at once with the step named.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UsageError
+from .tasks import TASKS
+
+PRESETS: dict[str, str] = {
+    # Damage first (inpainting works best on the original grain), then grain, then colour
+    # on the clean photo, then enlarge the finished result once.
+    "old-photo": "scratch-repair,denoise,colorize,upscale:scale=2",
+    # Phone shots: sensor noise, then shake; denoising first keeps the deblurring
+    # network from sharpening noise into texture.
+    "phone": "denoise,deblur",
+}
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"must be {'a whole number' if kind is int else 'a number'} from {low:g} to {high:g}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}")
+        return value
+
+    return convert
+
+
+def _choice(*names: str) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in names:
+            raise ValueError(f"must be one of {', '.join(names)}")
+        return text
+
+    return convert
+
+
+def _existing_path(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise ValueError(f"{text} does not exist")
+    return path
+
+
+def _folder(text: str) -> Path:
+    return Path(text).expanduser()
+
+
+def _flag(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+_MODEL_OPTIONS: dict[str, Callable[[str], Any]] = {"model": str, "weights": _existing_path}
+
+# The task's own options, with the ranges the task commands accept.
+STEP_OPTIONS: dict[str, dict[str, Callable[[str], Any]]] = {
+    "denoise": {"sigma": _number(float, 0, 255)},
+    "deblur": {"kind": _choice("motion", "defocus")},
+    "derain": {},
+    "upscale": {"scale": _number(float, 1, 16)},
+    "colorize": {"render_size": _number(int, 32, 2048), "saturation": _number(float, 0, 3)},
+    "scratch-repair": {"mask": _existing_path, "mask_out": _folder, "threshold": _number(float, 0.001, 1), "dilate": _number(int, 0, 50)},
+    "deshadow": {"mask": _existing_path, "mask_out": _folder, "sensitivity": _number(float, 0.1, 10), "match_texture": _flag},
+}
+assert set(STEP_OPTIONS) == set(TASKS), "every task needs its step options"
+
+
+@dataclass(frozen=True)
+class StepRequest:
+    """One step as the user wrote it, values converted: ``options`` holds only what was given."""
+
+    task: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str | None:
+        return self.options.get("model")
+
+    @property
+    def weights(self) -> Path | None:
+        return self.options.get("weights")
+
+    @property
+    def task_options(self) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in _MODEL_OPTIONS}
+
+
+def parse_steps(text: str) -> list[StepRequest]:
+    """Parse a ``--steps`` value; UsageError naming the step and what is allowed."""
+    parts = [p.strip() for p in text.split(",")]
+    if not text.strip() or any(not p for p in parts):
+        raise UsageError(f"--steps {text!r}: give tasks separated by commas, e.g. 'denoise,upscale:scale=2'")
+    return [_parse_step(part, number) for number, part in enumerate(parts, 1)]
+
+
+def _parse_step(text: str, number: int) -> StepRequest:
+    task, *pairs = (p.strip() for p in text.split(":"))
+    if task not in TASKS:
+        raise UsageError(f"step {number} {task!r}: unknown task; choose from {', '.join(TASKS)}")
+    allowed = {**_MODEL_OPTIONS, **STEP_OPTIONS[task]}
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key or not value.strip():
+            raise UsageError(f"step {number} ({task}): {pair!r} is not key=value, e.g. '{task}:model=ID'")
+        if key not in allowed:
+            keys = ", ".join(k.replace("_", "-") for k in allowed)
+            raise UsageError(f"step {number} ({task}): unknown option {key.replace('_', '-')!r}; {task} takes {keys}")
+        if key in options:
+            raise UsageError(f"step {number} ({task}): {key.replace('_', '-')} is given twice")
+        try:
+            options[key] = allowed[key](value.strip())
+        except ValueError as error:
+            raise UsageError(f"step {number} ({task}): {key.replace('_', '-')}={value.strip()!r}: {error}") from None
+    if "model" in options and "weights" in options:
+        raise UsageError(f"step {number} ({task}): model and weights both choose the model; give one of them")
+    return StepRequest(task, options)
+
+
+def preset_steps(name: str) -> list[StepRequest]:
+    try:
+        return parse_steps(PRESETS[name])
+    except KeyError:
+        raise UsageError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None
