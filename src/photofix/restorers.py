@@ -100,7 +100,7 @@ class ScratchRepairProcessor:
     @property
     def label(self) -> str:
         detector, inpainter = self.labels
-        return f"{detector}+{inpainter}"
+        return detector if detector == inpainter else f"{detector}+{inpainter}"
 
     def detect(self, image: Image) -> tuple[np.ndarray, str]:
         given = self.user_mask(image) if self.user_mask is not None else None
