@@ -192,6 +192,10 @@ def _decide_existing(job: Job, input_sha256: str, opts: _Options) -> tuple[str |
     if record is None:
         return "output exists and photofix has no record of making it; --force replaces it", None
     if record.matches(input_sha256, opts.recipe.fingerprint):
+        if not opts.history.is_logged(record):
+            # Known from the output's XMP only (the log was deleted, or a run stopped between
+            # writing the file and logging it): log it now so the log lists every output.
+            opts.history.append(record)
         return "up to date (same input content and settings)", None
     return None, record.differs_in(input_sha256, opts.recipe.fingerprint)
 

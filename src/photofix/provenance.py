@@ -278,7 +278,11 @@ class RunLog:
             steps=embedded["Steps"],
             version=embedded.get("Version") or "",
             created=embedded.get("Created") or "",
+            output_sha256=sha256_file(output),
         )
+
+    def is_logged(self, record: Record) -> bool:
+        return self.records().get(record.output) is record
 
 
 def find_record(output: str | os.PathLike, log_root: str | os.PathLike | None = None) -> Record | None:

@@ -116,7 +116,7 @@ def run_task(
                 history=_run_log(output, jobs, RunLog),
                 recipe=recipe,
                 after_write=_preview_writer() if common.preview else None,
-                jobs_in_flight=common.jobs,
+                jobs_in_flight=common.jobs or _default_jobs(common),
             ):
                 reporter.result(result)
         except KeyboardInterrupt:
@@ -132,6 +132,17 @@ def run_task(
         reporter.error("interrupted; finished outputs are kept, nothing half-written was left; run the same command to resume")
         raise typer.Exit(EXIT_INTERRUPTED)
     raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _default_jobs(common: Common) -> int:
+    """Overlap I/O only when cores are left over: on a CPU run using every core it measured no faster
+    (benchmarks/bench_jobs_overlap.py), and the reading threads slowed the model."""
+    from .. import settings
+    from ..models import resolve_device
+
+    threads = settings.threads(common.threads)
+    spare_cores = threads is not None and threads < (os.cpu_count() or 1)
+    return 2 if resolve_device(common.device).type != "cpu" or spare_cores else 1
 
 
 def _run_log(output: str, jobs: list[Any], run_log: Callable[[Path], Any]) -> Any:

@@ -98,7 +98,7 @@ class Common:
     tile: str = "auto"
     tile_overlap: Optional[int] = None
     threads: Optional[int] = None
-    jobs: int = 2
+    jobs: Optional[int] = None
     json: bool = False
     quiet: bool = False
     verbose: bool = False
@@ -193,15 +193,17 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
         typer.Option(min=1, help="CPU threads for the model. Default: all cores (or PHOTOFIX_THREADS).", rich_help_panel=_RUN, show_default=False),
     ],
     "jobs": Annotated[
-        int,
+        Optional[int],
         typer.Option(
             "--jobs",
             "-j",
             min=1,
             max=16,
             help="Files in flight: N > 1 decodes the next files and writes the last one while the model runs "
-            "(one model in memory). 1 = one file at a time.",
+            "(one model in memory); 1 = one file at a time. Default: 2 when the model leaves CPU cores free "
+            "(GPU, or --threads below the core count), else 1.",
             rich_help_panel=_RUN,
+            show_default=False,
         ),
     ],
     "json": Annotated[
