@@ -387,3 +387,29 @@ def test_fail_fast_stops_at_the_first_bad_file(photos: Path, tmp_path: Path, ffd
 
     kept_going = invoke("denoise", photos, tmp_path / "out2", "-r", "--weights", ffdnet_weights["rgb"])
     assert kept_going.exit_code == 1 and (tmp_path / "out2" / "astronaut.png").is_file()
+
+
+def test_preview_writes_a_small_before_and_after_beside_each_output(photos: Path, tmp_path: Path, ffdnet_weights) -> None:
+    out = tmp_path / "out"
+    result = invoke("denoise", photos, out, "-r", "--weights", ffdnet_weights["rgb"], "--sigma", "20", "--preview")
+    assert result.exit_code == 0, result.stderr
+    preview = out / "astronaut.preview.jpg"
+    with PILImage.open(preview) as img:
+        assert img.format == "JPEG"
+        shown = np.asarray(img.convert("RGB")).astype(np.float64)
+    assert (out / "sub" / "chelsea.preview.jpg").is_file()
+    # Left half is the noisy input, right half the denoised output: the left keeps far more
+    # pixel-to-pixel noise (JPEG smooths some of it), and both show the same photo.
+    height, width = shown.shape[:2]
+    assert height >= 64 and width >= 2 * 64
+    left, right = shown[height // 2 :, : width // 2 - 4], shown[height // 2 :, width // 2 + 4 :]
+
+    def roughness(a: np.ndarray) -> float:
+        return float(np.abs(np.diff(a, axis=1)).mean())
+
+    assert roughness(left) > 1.5 * roughness(right)
+    assert abs(left.mean() - right.mean()) < 8
+    # A later run over the output folder does not take the previews as photos.
+    planned = invoke("denoise", out, tmp_path / "again", "-r", "--dry-run", "--json", "--weights", ffdnet_weights["rgb"])
+    names = [Path(json.loads(line)["input"]).name for line in planned.stdout.splitlines() if '"status"' in line]
+    assert sorted(names) == ["astronaut.png", "chelsea.jpg"]

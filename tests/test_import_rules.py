@@ -14,6 +14,7 @@ LAYER = {
     "models": 2, "tiling": 2, "imageio": 2, "tasks": 2, "colorize": 2, "scratch": 2, "inpaint": 2, "masks": 2, "deshadow_mask": 2, "deshadow": 2,
     "provenance": 2, "steps": 2,
     "pipeline": 3, "restorers": 3, "batch": 3,
+    "compare": 2, "contact_sheet": 3,
     "cli": 4, "__main__": 4,
 }
 

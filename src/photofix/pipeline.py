@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from . import imageio, tasks
+from .compare import PREVIEW_SUFFIX
 from .errors import NonFiniteOutput, UsageError
 from .imageio import Image
 
@@ -30,8 +31,7 @@ STDIO = "-"
 DONE, SKIPPED, FAILED, PLANNED = "done", "skipped", "failed", "planned"
 _EXTENSION_FOR_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
 _GLOB_CHARS = set("*?[")
-# ``--preview`` writes NAME.preview.jpg beside each output; a later run over that folder skips them.
-PREVIEW_SUFFIX = ".preview.jpg"
+
 
 TileProgress = Callable[[int, int], None]
 
@@ -75,7 +75,7 @@ class FileResult:
 def _is_image_file(path: Path) -> bool:
     """An image by its extension; broken links and unreadable entries count, so they are reported, not skipped."""
     if path.name.lower().endswith(PREVIEW_SUFFIX):
-        return False
+        return False  # ``--preview`` output beside an earlier run's output, not a photo to restore
     return path.suffix.lower() in imageio.SUPPORTED_EXTENSIONS and not path.is_dir()
 
 

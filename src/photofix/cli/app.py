@@ -156,16 +156,15 @@ def _run_log(output: str, jobs: list[Any], run_log: Callable[[Path], Any]) -> An
 
 def _preview_writer() -> Callable[[Any, Any, Any], None]:
     """``--preview``: a small before/after JPEG beside each output, NAME.preview.jpg."""
-    from ..compare import preview
+    from ..compare import preview, preview_path
     from ..imageio import atomic
-    from ..pipeline import PREVIEW_SUFFIX
 
     def write(job: Any, before: Any, after: Any) -> None:
         from PIL import Image as PILImage
 
         if job.output is None:
             return
-        target = job.output.with_name(job.output.stem + PREVIEW_SUFFIX)
+        target = preview_path(job.output)
         picture = PILImage.fromarray(preview(before, after))
         atomic.write_file(target, lambda fp: picture.save(fp, format="JPEG", quality=85))
 
@@ -448,8 +447,10 @@ def restore(
 
 
 def _register_models() -> None:
+    from .compare_cmd import register
     from .models_cmd import models_app
 
+    register(app)
     app.add_typer(models_app, name="models", help="List, download, verify and import model weights.")
 
 
