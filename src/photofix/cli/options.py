@@ -242,7 +242,9 @@ def task_command(app: typer.Typer, name: str, help_text: str) -> Callable[[Calla
         command.__annotations__ = {p.name: p.annotation for p in params}
         command.__doc__ = fn.__doc__
         command.__name__ = fn.__name__
-        app.command(name, help=help_text, no_args_is_help=True)(command)
+        # The one-line summary lists the command; --help adds the docstring (how it works, examples).
+        body = inspect.cleandoc(fn.__doc__ or "")
+        app.command(name, help=f"{help_text}\n\n{body}" if body else help_text, short_help=help_text, no_args_is_help=True)(command)
         return fn
 
     return decorator
