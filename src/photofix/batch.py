@@ -176,9 +176,7 @@ def _check_and_read(job: Job, opts: _Options) -> _Loaded | FileResult:
         if opts.dry_run:
             return FileResult(name, out_name, PLANNED, redo)
         image = imageio.decode_image(data, name=name, max_pixels=opts.max_pixels)
-    except PhotofixError as error:
-        return FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
         return _failure(job, error, started)
     return _Loaded(job, image, input_sha256, redo)
 
@@ -205,12 +203,7 @@ def _read_bytes(job: Job, read_stdin: Callable[[], bytes] | None) -> bytes:
         if read_stdin is None:
             raise UsageError("reading from stdin is not available here")
         return read_stdin()
-    from .errors import UnsupportedImage
-
-    try:
-        return job.input.read_bytes()
-    except OSError as err:
-        raise UnsupportedImage(f"{job.input}: cannot read the file ({err.strerror or err}); check the path and its permissions") from err
+    return imageio.read_bytes(job.input)
 
 
 # --- stage 3: write and record -------------------------------------------------------------
@@ -236,8 +229,6 @@ def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any],
                 opts.after_write(job, loaded.image, restored)
             except Exception as error:  # noqa: BLE001 - a preview must not fail the output it shows
                 details = {**details, "preview_failed": str(error)}
-    except PhotofixError as error:
-        return FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
     except Exception as error:  # noqa: BLE001
         return _failure(job, error, started)
     return FileResult(name, out_name, DONE, seconds=time.perf_counter() - started, model=label, details=details)

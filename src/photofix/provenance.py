@@ -23,6 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .weights import sha256_file
+
+__all__ = ["NAMESPACE", "Recipe", "Record", "RunLog", "Step", "find_record", "new_record", "read_xmp_record",
+           "record_from_xmp", "sha256_bytes", "sha256_file", "with_record"]
 
 NAMESPACE = "http://ns.photofix.dev/1.0/"
 LOG_FOLDER = ".photofix"
@@ -34,14 +38,6 @@ _MAX_XMP_BYTES = 65_000
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fp:
-        for chunk in iter(lambda: fp.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .. import __version__
+from .. import __version__, settings
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError, UsageError
 from .options import Common, task_command
 from .render import Reporter, reported_errors
@@ -70,7 +70,7 @@ def run_task(
     """
     from ..batch import run_jobs
     from ..pipeline import Chain, plan_jobs
-    from ..provenance import Recipe, RunLog
+    from ..provenance import Recipe
     from .processors import plan_step
 
     reporter = Reporter(json_mode=common.json, quiet=common.quiet, verbose=common.verbose)
@@ -113,7 +113,7 @@ def run_task(
                 on_file_start=reporter.file_started,
                 on_tile=reporter.tile_done,
                 fail_fast=common.fail_fast,
-                history=_run_log(output, jobs, RunLog),
+                history=_run_log(output, jobs),
                 recipe=recipe,
                 after_write=_preview_writer() if common.preview else None,
                 jobs_in_flight=common.jobs or _default_jobs(common),
@@ -137,7 +137,6 @@ def run_task(
 def _default_jobs(common: Common) -> int:
     """Overlap I/O only when cores are left over: on a CPU run using every core it measured no faster
     (benchmarks/bench_jobs_overlap.py), and the reading threads slowed the model."""
-    from .. import settings
     from ..models import resolve_device
 
     threads = settings.threads(common.threads)
@@ -145,13 +144,15 @@ def _default_jobs(common: Common) -> int:
     return 2 if resolve_device(common.device).type != "cpu" or spare_cores else 1
 
 
-def _run_log(output: str, jobs: list[Any], run_log: Callable[[Path], Any]) -> Any:
+def _run_log(output: str, jobs: list[Any]) -> Any:
     """``OUTPUT/.photofix/runs.jsonl`` for a folder run, the output file's folder for one file, none for stdout."""
+    from ..provenance import RunLog
+
     if output == "-":
         return None
     if len(jobs) == 1 and jobs[0].output == Path(output):
-        return run_log(Path(output).parent)
-    return run_log(Path(output))
+        return RunLog(Path(output).parent)
+    return RunLog(Path(output))
 
 
 def _preview_writer() -> Callable[[Any, Any, Any], None]:

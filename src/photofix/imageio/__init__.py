@@ -44,6 +44,7 @@ __all__ = [
     "decode_image",
     "encode_image",
     "format_for_path",
+    "read_bytes",
     "read_image",
     "write_image",
 ]
@@ -82,15 +83,18 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
 
     ``max_pixels`` (None: no limit) guards against decompression bombs.
     """
-    name = os.fspath(path)
+    return decode_image(read_bytes(path), name=os.fspath(path), max_pixels=max_pixels)
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """A photo file's bytes, or UnsupportedImage saying why it cannot be read."""
     try:
         with open(path, "rb") as fp:
-            data = fp.read()
+            return fp.read()
     except OSError as err:
         reason = err.strerror or str(err)
-        raise UnsupportedImage(f"{name}: cannot read the file ({reason}); "
+        raise UnsupportedImage(f"{os.fspath(path)}: cannot read the file ({reason}); "
                                "check the path and its permissions") from err
-    return decode_image(data, name=name, max_pixels=max_pixels)
 
 
 def decode_image(data: bytes, *, name: str = "<stdin>",
