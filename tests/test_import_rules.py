@@ -10,7 +10,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "photofix"
 # Lower layers never import higher ones: cli → pipeline → models/tiling/imageio/tasks → archs/weights/manifest → settings/errors
 LAYER = {
     "errors": 0, "settings": 0,
-    "manifest": 1, "weights": 1, "archs": 1, "cpu_rewrite": 1,
+    "manifest": 1, "weights": 1, "archs": 1, "cpu_rewrite": 1, "script_archive": 1,
     "models": 2, "tiling": 2, "imageio": 2, "tasks": 2, "colorize": 2, "scratch": 2, "inpaint": 2, "masks": 2, "deshadow_mask": 2, "deshadow": 2,
     "provenance": 2, "steps": 2,
     "pipeline": 3, "restorers": 3, "batch": 3,

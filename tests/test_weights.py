@@ -91,7 +91,7 @@ def trusted(home: Path) -> dict:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Files that are neither the result, its sidecar nor a lock: partial downloads."""
+    """Partial downloads (hidden ``.part`` files) left beside the result."""
     if not folder.exists():
         return []
     return sorted(p.name for p in folder.iterdir() if p.name.endswith(".part"))
@@ -370,7 +370,8 @@ def test_fetch_url_via_file_url(home, tmp_path, monkeypatch):
 
     dest = home / "url" / "m1" / "w.pth"
     assert got.path == dest and dest.read_bytes() == GOOD and got.downloaded
-    assert (home / "url" / "m1" / "w.pth.sha256").read_text().split() == [sha(GOOD), str(len(GOOD))]
+    stamp = json.loads((home / "verified_files.json").read_text())[str(dest.resolve())]
+    assert stamp["sha256"] == sha(GOOD)  # hashed while downloading: the stamp spares a re-hash
 
     def refuse(*args):
         raise AssertionError("re-downloaded or re-hashed a cached, verified file")
@@ -508,7 +509,7 @@ def test_verify_statuses(home, tmp_path):
     path.write_bytes(BAD)  # same size: only a full re-hash can tell
     bad = weights.verify(entry)
     assert (bad.status, bad.expected, bad.actual) == ("mismatch", sha(GOOD), sha(BAD))
-    # verify dropped the stale sidecar, so the next fetch re-hashes and rejects the file.
+    # the file changed since it was stamped, so the next fetch re-hashes and rejects it.
     with pytest.raises(ChecksumMismatch):
         weights.fetch(entry, offline=True)
     assert not path.exists()

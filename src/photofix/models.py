@@ -1,7 +1,8 @@
 """Turn a checkpoint into a ready-to-run model.
 
-Checkpoints are read without executing pickled code (``torch.load(weights_only=True)``,
-safetensors, or TorchScript for ``.pt`` files that are scripted modules), unwrapped
+Checkpoints are read without executing anything: ``torch.load(weights_only=True)``,
+safetensors, or the tensors of a TorchScript archive read as data (``script_archive``; its
+code is never run, so ``torch.jit.load`` is never called). They are unwrapped
 by spandrel's canonicaliser plus the wrappers it does not know, and detected by the
 registry in ``archs``. When a manifest entry says which architecture to expect, a
 different detection is an error: mislabelled files exist on the Hub.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,21 +55,42 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
         raise
     except Exception as error:  # noqa: BLE001 - every reader failure means the same to the user
         raise ModelLoadError(
-            f"{path}: not a readable PyTorch/safetensors checkpoint ({type(error).__name__}: {error}); "
+            f"{path}: not a readable PyTorch/safetensors checkpoint ({_reason(error)}); "
             "re-download it or check that it is a model file"
         ) from error
     return _canonicalize(raw, path)
 
 
 def _load_pickle_or_script(path: Path) -> Any:
+    """Tensors only: a TorchScript archive is read without running it, never ``jit.load``-ed."""
+    from .script_archive import UnsafeArchive, is_torchscript_archive, read_script_tensors
+
     try:
+        if is_torchscript_archive(str(path)):
+            return read_script_tensors(str(path))
         return torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as pickle_error:  # noqa: BLE001
-        # TorchScript archives (e.g. LaMa's .pt) are zip files torch.load refuses.
-        try:
-            return torch.jit.load(str(path), map_location="cpu").state_dict()
-        except Exception:  # noqa: BLE001
-            raise pickle_error from None
+    except UnsafeArchive as error:
+        raise _refused(path, str(error)) from None
+    except pickle.UnpicklingError as error:
+        # torch's message advises turning weights_only off: exactly what must not happen here.
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if found is None:
+            raise  # not a pickle of objects at all: a damaged or foreign file
+        raise _refused(path, f"it refers to {found.group(1)}") from None
+
+
+def _refused(path: Path, why: str) -> ModelLoadError:
+    return ModelLoadError(
+        f"{path}: refused: a weights file may hold only tensors, and this one holds code or Python objects "
+        f"({why}); photofix never runs code from a weights file. Use a plain state dict or .safetensors file."
+    )
+
+
+def _reason(error: BaseException) -> str:
+    """What the loader found, leaving out torch's advice to load with weights_only off."""
+    text = str(error).split("WeightsUnpickler error:", 1)[-1]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def _canonicalize(raw: Any, path: Path) -> dict[str, Any]:
@@ -167,9 +191,12 @@ class LoadedModel:
             # spandrel's call applies the architecture's own call convention (call_fn)
             out = self.descriptor(x)
         if not torch.isfinite(out).all():
+            advice = (
+                "this image cannot be restored with this model" if self.dtype == torch.float32
+                else "run again with --precision fp32"
+            )
             raise NonFiniteOutput(
-                f"{self.source}: the model produced NaN/inf values at {str(self.dtype).replace('torch.', '')}; "
-                "run again with --precision fp32"
+                f"{self.source}: the model produced NaN/inf values at {str(self.dtype).replace('torch.', '')}; {advice}"
             )
         return out.clamp_(0, 1)[..., : h * self.scale, : w * self.scale]
 
@@ -242,13 +269,65 @@ def load_entry(
     precision: str = "auto",
 ) -> LoadedModel:
     """Fetch (or find cached) the weights of a manifest entry and load them."""
-    from .weights import fetch
-
-    fetched = fetch(entry, offline=offline)
-    model = load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision)
+    fetched = fetch_checked(entry, offline=offline, check=False)
+    try:
+        model = load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision)
+    except ModelLoadError:
+        _untrust_if_new(entry, fetched)
+        raise
     model.sha256 = fetched.sha256
     model.hash_recorded_now = fetched.first_use_hash
     return model
+
+
+def check_weights_file(path: str | os.PathLike, expected_arch: str) -> str:
+    """Read ``path`` as data only and detect its architecture; raise unless it is ``expected_arch``."""
+    path = Path(path)
+    state_dict = _without_traced_wrapper(read_state_dict(path))
+    return str(_detect_architecture(state_dict, path, expected_arch).architecture.id)
+
+
+def fetch_checked(entry: ModelEntry, *, offline: bool | None = None, check: bool = True) -> Any:
+    """``weights.fetch``, but a hash recorded on first use is kept only for a file of the right architecture.
+
+    With ``check=False`` the caller loads the file itself and must call ``_untrust_if_new`` on failure.
+    """
+    from .weights import fetch
+
+    fetched = fetch(entry, offline=offline)
+    if check and fetched.first_use_hash:
+        try:
+            check_weights_file(fetched.path, entry.arch)
+        except ModelLoadError:
+            _untrust_if_new(entry, fetched)
+            raise
+    return fetched
+
+
+def import_weights(entry: ModelEntry, file: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
+    """``models import``: place ``file`` for ``entry`` once it is known to be that model.
+
+    An entry without a published hash trusts the first file it is given, so that file must
+    first load safely as the entry's architecture; a pinned hash already says which file it is.
+    """
+    from .weights import import_file
+
+    if not entry.verified:
+        try:
+            check_weights_file(file, entry.arch)
+        except ModelLoadError as error:
+            raise type(error)(
+                f"{error} Nothing was imported: {entry.id!r} expects {entry.source.filename} from {entry.source}."
+            ) from None
+    return import_file(entry, file, cache_dir)
+
+
+def _untrust_if_new(entry: ModelEntry, fetched: Any) -> None:
+    """A first-use hash must not pin a file that turned out to be the wrong model."""
+    if fetched.first_use_hash:
+        from .weights import forget
+
+        forget(entry)
 
 
 # --- inpainting models -----------------------------------------------------
@@ -285,7 +364,8 @@ class LoadedMaskedModel:
         hole = _pad_to((mask > 0.5).to(self.device, self.dtype), self.multiple_of, self.minimum_size)
         out = self.descriptor(image, hole)
         if not torch.isfinite(out).all():
-            raise NonFiniteOutput(f"{self.source}: the inpainting model produced NaN/inf values; run with --precision fp32")
+            advice = "this image cannot be inpainted with this model" if self.dtype == torch.float32 else "run with --precision fp32"
+            raise NonFiniteOutput(f"{self.source}: the inpainting model produced NaN/inf values; {advice}")
         return out[..., :h, :w]
 
 
@@ -332,6 +412,14 @@ def _detect_architecture(state_dict: dict[str, Any], path: Path, expected_arch: 
     """
     from spandrel import UnsupportedModelError
 
+    broken = [key for key, value in state_dict.items() if isinstance(value, torch.Tensor)
+              and value.is_floating_point() and not torch.isfinite(value).all()]
+    if broken:
+        # Every image would come out NaN: a whole-run weights error, not one failure per file.
+        raise ModelLoadError(
+            f"{path}: the weights hold NaN/inf values ({len(broken)} tensors, e.g. {broken[0]}); "
+            "the file is damaged or was saved from a diverged training run — get a good copy"
+        )
     try:
         descriptor = registry().load(state_dict)
     except UnsupportedModelError as error:

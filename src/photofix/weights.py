@@ -15,7 +15,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -45,11 +47,16 @@ __all__ = [
     "import_file",
     "recorded_hash",
     "sha256_file",
+    "forget",
+    "trust_file",
+    "verified_sha256",
 ]
 
 CHUNK_SIZE = 1 << 20
 TRUST_FILE = "trusted_hashes.json"
+STAMP_FILE = "verified_files.json"
 URL_TIMEOUT_S = 60
+REACH_TIMEOUT_S = 5
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 # Exceptions from these libraries during a Hub download are network/server trouble.
 _HTTP_LIBRARIES = {"huggingface_hub", "hf_xet", "httpx", "httpx2", "httpcore", "requests", "urllib3"}
@@ -122,6 +129,25 @@ def cached_path(entry: ModelEntry, cache_dir: PathLike | None = None) -> Path | 
     return path if path.is_file() else None
 
 
+def verified_sha256(entry: ModelEntry, cache_dir: PathLike | None = None) -> str | None:
+    """The sha256 of the file a run will load: the cached file's own hash, checked, else the expected one.
+
+    A cached file that differs from the expected hash is removed and ChecksumMismatch raised,
+    before any photo is processed. Records nothing on first use (``fetch`` does, once the
+    architecture is known to be right).
+    """
+    path = cached_path(entry, cache_dir)
+    expected = entry.sha256 or recorded_hash(entry)
+    if path is None:
+        return expected
+    actual = _verified_hash(path)
+    if expected is not None and actual != expected:
+        remove = _remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file
+        remove(path)
+        raise ChecksumMismatch(_mismatch_message(entry, path, expected, actual, removed=True))
+    return actual
+
+
 # --- fetch -------------------------------------------------------------------
 
 
@@ -164,6 +190,7 @@ def _fetch_hub(entry: ModelEntry, source: HubSource, is_offline: bool, hub_dir: 
     # A fresh download is always hashed in full: the blob name is only what the server claimed.
     actual = sha256_file(got)
     first = _settle(entry, got, actual, remove=_remove_hub_file)
+    _stamp(got.resolve(), actual)
     return FetchedWeights(got, actual, downloaded=True, first_use_hash=first)
 
 
@@ -179,6 +206,9 @@ def _hf_hub_download(
     """The one call into huggingface_hub (imported here: it is slow to import)."""
     from huggingface_hub import hf_hub_download
 
+    if not local_files_only:
+        _check_reachable(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+
     return hf_hub_download(
         repo_id,
         filename,
@@ -188,6 +218,24 @@ def _hf_hub_download(
         local_files_only=local_files_only,
         library_name="photofix",
     )
+
+
+def _check_reachable(endpoint: str) -> None:
+    """Fail in seconds when the Hub's host cannot be reached, not after huggingface_hub's ~25 s of retries.
+
+    Skipped behind a proxy, where only the proxy knows whether the Hub is reachable.
+    """
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    parsed = urllib.parse.urlsplit(endpoint)
+    host, port = parsed.hostname, parsed.port or (80 if parsed.scheme == "http" else 443)
+    if not host:
+        return
+    try:
+        socket.create_connection((host, port), timeout=REACH_TIMEOUT_S).close()
+    except OSError as error:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        raise ConnectionError(f"{host} is unreachable ({reason})") from error
 
 
 def _hub_error(exc: Exception, entry: ModelEntry, is_offline: bool) -> WeightsError | None:
@@ -234,7 +282,7 @@ def _fetch_url(entry: ModelEntry, source: UrlSource, is_offline: bool) -> Fetche
             return _use_cached(entry, dest)
         actual = _download_url(entry, source, dest)
         first = _settle(entry, dest, actual, remove=_remove_url_file)
-        _write_sidecar(dest, actual)
+        _stamp(dest.resolve(), actual)
     return FetchedWeights(dest, actual, downloaded=True, first_use_hash=first)
 
 
@@ -252,7 +300,6 @@ def _download_url(entry: ModelEntry, source: UrlSource, dest: Path) -> str:
             )
         if expected is not None and actual != expected:
             raise ChecksumMismatch(_mismatch_message(entry, dest, expected, actual, removed=True))
-        _unlink(_sidecar(dest))  # never leave an old sidecar describing a new file
         os.replace(tmp, dest)
     except BaseException:  # includes KeyboardInterrupt: never leave a partial file
         _unlink(tmp)
@@ -289,29 +336,61 @@ def _open_url(url: str) -> BinaryIO:
 
 
 def _use_cached(entry: ModelEntry, path: Path) -> FetchedWeights:
-    expected = entry.sha256 or recorded_hash(entry)
-    actual = expected if expected is not None and _cheap_hash(entry, path) == expected else sha256_file(path)
+    actual = _verified_hash(path)
     remove = _remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file
     first = _settle(entry, path, actual, remove=remove)
-    if isinstance(entry.source, UrlSource) and _read_sidecar(path) != (actual, path.stat().st_size):
-        _write_sidecar(path, actual)  # hashed in full just now: save the next run the work
     return FetchedWeights(path, actual, downloaded=False, first_use_hash=first)
 
 
-def _cheap_hash(entry: ModelEntry, path: Path) -> str | None:
-    """The file's sha256 if known without reading it, so cached runs skip re-hashing.
+def _verified_hash(path: Path) -> str:
+    """The sha256 of the bytes on disk now: hashed in full unless a stamp proves them unchanged.
 
-    Hub LFS blobs are named by their sha256; URL and imported files carry a sidecar
-    written after verification. Only ever used to confirm an expected hash.
+    Blob names and sizes are only claims, so a cached file is hashed before its first use.
+    The stamp (``verified_files.json``) keys the hash by the file's device, inode, size, mtime
+    and ctime; rewriting a file in place changes its ctime, which no user tool can set back.
     """
-    size = path.stat().st_size
-    if entry.size_bytes is not None and size != entry.size_bytes:
-        return None
-    if isinstance(entry.source, HubSource):
-        name = path.resolve().name
-        return name if _SHA256_RE.fullmatch(name) else None
-    recorded = _read_sidecar(path)
-    return recorded[0] if recorded is not None and recorded[1] == size else None
+    real = path.resolve()
+    identity = _identity(real)
+    stamps = _read_stamps()
+    stamp = stamps.get(str(real))
+    if isinstance(stamp, dict) and stamp.get("identity") == identity and _SHA256_RE.fullmatch(str(stamp.get("sha256"))):
+        return str(stamp["sha256"])
+    actual = sha256_file(real)
+    _stamp(real, actual)
+    return actual
+
+
+def _identity(real: Path) -> list[int]:
+    st = real.stat()
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _stamp_file() -> Path:
+    return settings.photofix_home() / STAMP_FILE
+
+
+def _read_stamps() -> dict[str, object]:
+    try:
+        data = json.loads(_stamp_file().read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}  # a lost or damaged stamp file only costs a re-hash
+    return data if isinstance(data, dict) else {}
+
+
+def _stamp(real: Path, sha: str | None) -> None:
+    """Remember (or, with None, forget) that ``real`` hashed to ``sha`` as it is now."""
+    path = _stamp_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(path) + ".lock"):
+            stamps = _read_stamps()
+            if sha is None:
+                stamps.pop(str(real), None)
+            else:
+                stamps[str(real)] = {"sha256": sha, "identity": _identity(real)}
+            _write_text_atomic(path, json.dumps(stamps, indent=1, sort_keys=True) + "\n")
+    except OSError:
+        pass  # read-only home: every run hashes in full, which is slower but just as safe
 
 
 def _settle(
@@ -341,12 +420,8 @@ def verify(entry: ModelEntry, cache_dir: PathLike | None = None) -> VerifyResult
         status = "recorded" if first else ("ok" if actual == expected else "mismatch")
     else:
         status = "ok" if actual == expected else "mismatch"
-    if isinstance(entry.source, UrlSource):
-        # Keep the sidecar truthful, so the next fetch re-checks a changed file.
-        if status == "mismatch":
-            _unlink(_sidecar(path))
-        else:
-            _write_sidecar(path, actual)
+    # Keep the stamp truthful: the next run re-checks a file found changed.
+    _stamp(path.resolve(), None if status == "mismatch" else actual)
     return VerifyResult(entry.id, path, status, expected, actual)
 
 
@@ -372,6 +447,7 @@ def import_file(entry: ModelEntry, file: PathLike, cache_dir: PathLike | None = 
     else:
         dest = _place_in_url_store(src, entry, source, actual)
     _settle(entry, dest, actual, remove=None)
+    _stamp(dest.resolve(), actual)
     return dest
 
 
@@ -398,13 +474,37 @@ def _place_in_url_store(src: Path, entry: ModelEntry, source: UrlSource, sha: st
     dest = _url_dest(entry, source)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(_lock_path(dest))):
-        _unlink(_sidecar(dest))
         _copy_atomic(src, dest)
-        _write_sidecar(dest, sha)
     return dest
 
 
 # --- trust on first use ------------------------------------------------------
+
+
+def trust_file() -> Path:
+    """Where the hashes recorded on first use live (one JSON file under ``photofix_home()``)."""
+    return _trust_file()
+
+
+def forget(entry: ModelEntry, cache_dir: PathLike | None = None) -> list[str]:
+    """Undo trust and caching for ``entry``: its first-use record and its cached file.
+
+    Returns what was removed, in words. The next download or import starts afresh.
+    """
+    removed = []
+    path = _trust_file()
+    if path.is_file():
+        with FileLock(str(path) + ".lock"):
+            models = _read_trust(path)
+            if models.pop(entry.id, None) is not None:
+                _write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
+                removed.append(f"the sha256 recorded on first use (in {path})")
+    cached = _local_path(entry, cache_dir)
+    if cached.is_file() or cached.is_symlink():
+        (_remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file)(cached)
+        removed.append(f"the cached file {cached}")
+    return removed
+
 
 
 def _trust_file() -> Path:
@@ -466,23 +566,6 @@ def _bad_trust_message(path: Path, why: str) -> str:
 # --- small file helpers ------------------------------------------------------
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def _read_sidecar(path: Path) -> tuple[str, int] | None:
-    try:
-        sha, size = _sidecar(path).read_text("ascii").split()
-        return (sha, int(size)) if _SHA256_RE.fullmatch(sha) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _write_sidecar(path: Path, sha: str) -> None:
-    # The size lets a truncated or replaced file be noticed without re-hashing it.
-    _write_text_atomic(_sidecar(path), f"{sha} {path.stat().st_size}\n")
-
-
 def _lock_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.lock")
 
@@ -541,7 +624,6 @@ def _remove_hub_file(pointer: Path) -> None:
 
 
 def _remove_url_file(path: Path) -> None:
-    _unlink(_sidecar(path))
     _unlink(path)
 
 
@@ -574,7 +656,10 @@ def _mismatch_message(entry: ModelEntry, path: Path, expected: str, actual: str,
         )
     else:
         origin = f"recorded on first use in {_trust_file()}"
-        advice = f" If you trust the new file, delete the {entry.id!r} record from {_trust_file()} and run again."
+        advice = (
+            f" If the recorded file was the wrong one, run `photofix models forget {entry.id}`, then import or "
+            f"download {entry.source.filename} ({entry.source}) again."
+        )
     done = " The file was removed; run again to download it afresh." if removed else ""
     return f"Checksum mismatch for {entry.id!r} ({path}): expected sha256 {expected} ({origin}), got {actual}.{done}{advice}"
 
@@ -585,4 +670,5 @@ def _import_mismatch_message(entry: ModelEntry, src: Path, expected: str, actual
     return (
         f"Checksum mismatch: {src} ({size} bytes) has sha256 {actual}, but {entry.id!r} expects {expected}. "
         f"Nothing was imported. Check that you picked {entry.source.filename}{want} from {entry.source}."
+        + ("" if entry.verified else f" If the recorded hash belongs to a wrong file, run `photofix models forget {entry.id}` and import again.")
     )

@@ -106,7 +106,7 @@ def list_models(
 def download(ids: IdsArg) -> None:
     """Download models into the cache and check their sha256 (needs network)."""
     from ..manifest import load_manifest
-    from ..weights import fetch
+    from ..models import fetch_checked as fetch
 
     reporter = Reporter()
     failed = False
@@ -180,16 +180,46 @@ def import_(
 ) -> None:
     """Put a weights file fetched elsewhere into the cache (for machines without network).
 
-    The sha256 is checked first; a wrong file is refused and nothing is placed.
+    The sha256 is checked first; a wrong file is refused and nothing is placed. A model
+    with no published sha256 takes the first file that loads (as data, never as code) as
+    its architecture, and records that file's hash; 'photofix models forget ID' undoes it.
     """
     from ..manifest import load_manifest
-    from ..weights import import_file
+    from ..models import import_weights
+    from ..weights import trust_file
 
     reporter = Reporter()
     with reported_errors(reporter):
         entry = load_manifest().get(model_id)
-        placed = import_file(entry, file)
+        placed = import_weights(entry, file)
     reporter.info(f"[green]imported[/green] {model_id} → {escape(str(placed))}")
     if not entry.verified:
-        reporter.note(f"{model_id} has no published sha256; the hash of this file is now the one photofix expects")
+        reporter.note(
+            f"{model_id} has no published sha256; this file's hash is now the one photofix expects "
+            f"(recorded in {escape(str(trust_file()))}; 'photofix models forget {model_id}' undoes it)"
+        )
+
+
+@models_app.command("forget")
+def forget(ids: IdsArg) -> None:
+    """Remove models from the cache, with any sha256 recorded on their first use.
+
+    For a model with no published sha256, photofix records the hash of the first file it
+    downloads or imports and refuses any other. If that was the wrong file, forget it,
+    then download or import the right one. Records live in trusted_hashes.json under
+    PHOTOFIX_HOME (default ~/.cache/photofix); 'photofix models path ID' shows the file.
+    """
+    from ..manifest import load_manifest
+    from ..weights import forget as forget_entry
+
+    reporter = Reporter()
+    with reported_errors(reporter):
+        manifest = load_manifest()
+        entries = [manifest.get(i) for i in ids]
+        for entry in entries:
+            removed = forget_entry(entry)
+            if removed:
+                reporter.info(f"[green]forgot[/green] {entry.id}: removed " + escape("; ".join(removed)))
+            else:
+                reporter.info(f"{entry.id}: nothing cached or recorded")
 

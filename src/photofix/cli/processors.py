@@ -46,9 +46,10 @@ def _recorded(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _entry_hash(entry: Any) -> str | None:
-    from ..weights import recorded_hash
+    """The hash provenance records: of the cached file itself (verified now), else the expected one."""
+    from ..weights import verified_sha256
 
-    return entry.sha256 or recorded_hash(entry)
+    return verified_sha256(entry)
 
 
 def _file_hash(path: Path) -> str:
@@ -158,8 +159,8 @@ def _plan_colorize(task: str, common: Common, options: dict[str, Any], reporter:
 
     def build() -> Any:
         from ..colorize import load_colorizer
+        from ..models import fetch_checked as fetch
         from ..restorers import ColorizeProcessor
-        from ..weights import fetch
 
         set_threads(common.threads)
         if entry is None:
@@ -227,8 +228,8 @@ def _plan_scratch(task: str, common: Common, options: dict[str, Any], reporter: 
 
     def build() -> Any:
         from ..inpaint import load_lama
+        from ..models import fetch_checked as fetch
         from ..models import load_model
-        from ..weights import fetch
 
         set_threads(common.threads)
         device = _device(common)
@@ -313,8 +314,8 @@ def _plan_deshadow(task: str, common: Common, options: dict[str, Any], reporter:
         return PlannedStep(Step(task, "classical", None, _recorded(options)), build_default)
 
     def build() -> Any:
+        from ..models import fetch_checked as fetch
         from ..models import load_masked_model
-        from ..weights import fetch
 
         set_threads(common.threads)
         device = _device(common)
