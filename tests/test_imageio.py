@@ -483,7 +483,7 @@ def test_bad_pixel_arrays_are_refused_before_writing(tmp_path):
     with pytest.raises(UsageError, match="H x W"):
         imageio.write_image(rgb_image(np.zeros((4, 4, 2), np.float32)), tmp_path / "x.png")
     with pytest.raises(UsageError, match="floats"):
-        imageio.write_image(rgb_image(np.zeros((4, 4, 3), np.uint8)), tmp_path / "x.png")
+        imageio.write_image(rgb_image(np.zeros((4, 4, 3), np.int32)), tmp_path / "x.png")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -15,7 +15,7 @@ LAYER = {
     "provenance": 2, "steps": 2,
     "pipeline": 3, "restorers": 3, "batch": 3,
     "compare": 2, "contact_sheet": 3,
-    "cli": 4, "__main__": 4,
+    "cli": 4, "__main__": 4, "_entry": 4,
 }
 
 

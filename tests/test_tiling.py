@@ -162,3 +162,173 @@ def test_spans_keep_the_least_side_where_the_image_allows(length: int) -> None:
 
 def test_least_side_never_exceeds_the_image() -> None:
     assert plan_spans(300, 512, 64, 8, least=512) == ((0, 300),)
+
+
+# --- blending in bands: the result as one float canvas gave it, without holding that canvas ---------
+
+
+def _wavy(scale: int):
+    """A per-pixel nonlinear stand-in model (negative values included), enlarging by ``scale``."""
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        y = torch.sin(x * 7.0) - 0.05
+        return torch.nn.functional.interpolate(y, scale_factor=scale, mode="nearest") if scale > 1 else y
+
+    return fn
+
+
+def _whole_canvas(fn, image: np.ndarray, plan, scale: int) -> np.ndarray:
+    """The blending as it was before: one zeroed float32 canvas the size of the output, every tile added in."""
+    canvas = None
+    for (y0, y1), wy in zip(plan.ys, axis_windows(plan.ys, scale)):
+        for (x0, x1), wx in zip(plan.xs, axis_windows(plan.xs, scale)):
+            tile = torch.from_numpy(np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1)))[None]
+            out = fn(tile)[0].numpy().transpose(1, 2, 0)
+            if canvas is None:
+                canvas = np.zeros((image.shape[0] * scale, image.shape[1] * scale, out.shape[2]), np.float32)
+            canvas[y0 * scale : y1 * scale, x0 * scale : x1 * scale] += out * (wy[:, None, None] * wx[None, :, None])
+    assert canvas is not None
+    return canvas
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "channels", "scale", "tile", "overlap", "align", "least"),
+    [
+        (130, 170, 3, 4, 48, 16, 1, 0),  # several tile rows and columns
+        (97, 61, 1, 2, 32, 8, 4, 0),  # grey, aligned starts, longer last span
+        (151, 151, 3, 1, 100, 60, 1, 100),  # spans 0 and 2 overlap too (least side forces big tiles)
+        (130, 90, 3, 2, 128, 8, 4, 128),  # two tile rows starting at the same row
+        (80, 30, 1, 1, 32, 8, 1, 0),  # one full-width column: the model's input may be a view of the image
+    ],
+)
+@pytest.mark.parametrize("finished", [False, True])
+def test_banded_blending_equals_one_float_canvas_bit_for_bit(
+    height: int, width: int, channels: int, scale: int, tile: int, overlap: int, align: int, least: int, finished: bool,
+) -> None:
+    from photofix.imageio.encode import quantize
+
+    image = np.random.default_rng(height).random((height, width, channels), dtype=np.float32)
+    original = image.copy()
+    fn = _wavy(scale)
+    plan = plan_tiles(height, width, tile, overlap, align, least)
+    assert plan.count > 1
+    expected = _whole_canvas(fn, image, plan, scale)
+    finish = (lambda block: quantize(block, np.uint8)) if finished else None
+    got = run_tiled(fn, image, scale=scale, tile=tile, overlap=overlap, multiple_of=align, least_side=least, finish=finish)
+    if finished:
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, quantize(expected, np.uint8))
+    else:
+        assert got.dtype == np.float32 and got.tobytes() == expected.tobytes()  # same bits, signed zeros included
+    np.testing.assert_array_equal(image, original)  # the caller's image is never written to
+
+
+def test_float_memory_is_one_tile_and_the_overlap_rows_not_a_canvas() -> None:
+    """Beside the uint8 result, the tiler holds float32 for about one tile and the rows shared with the next tile row."""
+    import tracemalloc
+
+    from photofix.imageio.encode import quantize
+
+    height, width, scale, tile, overlap = 256, 192, 4, 48, 8
+    image = np.random.default_rng(0).random((height, width, 3), dtype=np.float32)
+    plan = plan_tiles(height, width, tile, overlap)
+    tile_bytes = max(b - a for a, b in plan.ys) * max(b - a for a, b in plan.xs) * scale**2 * 3 * 4
+    shared_rows = max(a[1] - b[0] for a, b in zip(plan.ys, plan.ys[1:])) * scale
+    band_bytes = shared_rows * width * scale * 3 * 4
+    canvas_bytes = height * width * scale**2 * 3 * 4
+
+    tracemalloc.start()  # sees numpy's allocations, not torch's (the model's own output)
+    try:
+        result = run_tiled(_wavy(scale), image, scale=scale, tile=tile, overlap=overlap,
+                           finish=lambda block: quantize(block, np.uint8))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.dtype == np.uint8 and result.shape == (height * scale, width * scale, 3)
+    beside = peak - result.nbytes
+    # the tile, the finisher's copy of part of it, small temporaries; the rows shared with the row above and below
+    bound = 4 * tile_bytes + 2 * band_bytes
+    assert beside < bound
+    assert bound < canvas_bytes / 2  # a float canvas could not pass
+
+
+def test_integer_pixels_are_refused() -> None:
+    with pytest.raises(ValueError, match="float pixels"):
+        run_tiled(lambda x: x, np.zeros((8, 8, 3), np.uint8))
+
+
+# --- an upscale hands back finished uint8 pixels that encode to the same bytes -------------------
+
+
+@pytest.fixture(scope="module")
+def compact_x4(tmp_path_factory):
+    """A small random Compact x4 (SRVGG) in Real-ESRGAN's released ``params`` layout, loaded."""
+    from spandrel.architectures.Compact import Compact
+
+    from photofix.models import load_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("compact") / "compact_x4.pth"
+    torch.save({"params": Compact(num_in_ch=3, num_out_ch=3, num_feat=8, num_conv=2, upscale=4).state_dict()}, path)
+    return load_model(path, device="cpu")
+
+
+def _photo(astronaut: np.ndarray, *, grey: bool = False, alpha: bool = False, bit_depth: int = 8):
+    from photofix.imageio import Image, ImageMeta
+
+    rgb = astronaut[100:140, 180:230].astype(np.float32) / 255
+    pixels = rgb.mean(axis=2, keepdims=True) if grey else rgb
+    meta = ImageMeta(format="PNG", mode="L" if grey else "RGB", bit_depth=bit_depth, grayscale=grey)
+    ramp = np.tile(np.linspace(0, 1, pixels.shape[1], dtype=np.float32), (pixels.shape[0], 1))
+    return Image(pixels=pixels, alpha=ramp if alpha else None, meta=meta)
+
+
+def _as_before(restorer):
+    """The same restorer with float output: the whole float canvas path this change replaced."""
+    from photofix.pipeline import Restorer
+
+    before = Restorer("upscale", restorer.model, params=restorer.params, tile=restorer.tile,
+                      tile_overlap=restorer.tile_overlap)
+    before.finished_output = False
+    return before
+
+
+@pytest.mark.parametrize(("grey", "alpha"), [(False, False), (True, False), (False, True)])
+def test_upscaled_8bit_photo_is_uint8_and_encodes_to_the_same_bytes(compact_x4, astronaut, grey: bool, alpha: bool) -> None:
+    from photofix.compare import to_rgb8
+    from photofix.imageio import encode_image
+    from photofix.pipeline import Restorer
+
+    image = _photo(astronaut, grey=grey, alpha=alpha)
+    restorer = Restorer("upscale", compact_x4, tile=16, tile_overlap=8)  # 4 x 5 tiles
+    after, details = restorer.restore(image)
+    before, _ = _as_before(restorer).restore(image)
+    assert after.pixels.dtype == np.uint8 and before.pixels.dtype == np.float32
+    assert after.pixels.shape == before.pixels.shape == (160, 200, 1 if grey else 3)
+    assert details["scale"] == 4
+    for fmt in ("PNG", "JPEG", "WEBP"):
+        assert encode_image(after, format=fmt) == encode_image(before, format=fmt)
+    np.testing.assert_array_equal(to_rgb8(after), to_rgb8(before))  # --preview sees the same picture
+
+
+@pytest.mark.parametrize("case", ["resampled", "sixteen_bit", "chain_middle"])
+def test_upscale_stays_float_while_floats_are_still_needed(compact_x4, astronaut, case: str) -> None:
+    from photofix.imageio import encode_image
+    from photofix.pipeline import Chain, Restorer, TaskParams
+
+    image = _photo(astronaut, bit_depth=16 if case == "sixteen_bit" else 8)
+    params = TaskParams(scale=2) if case == "resampled" else None  # a 4x model resampled to 2x needs floats
+    restorer = Restorer("upscale", compact_x4, params=params, tile=16, tile_overlap=8)
+    if case == "chain_middle":
+        last = Restorer("upscale", compact_x4, tile=16, tile_overlap=8)
+        chained, _ = Chain([("upscale", restorer), ("upscale", last)]).restore(image)
+        middle, _ = restorer.restore(image)
+        assert middle.pixels.dtype == np.float32  # what the next step computes on
+        assert chained.pixels.dtype == np.uint8
+        expected, _ = _as_before(last).restore(middle)
+        assert encode_image(chained, format="PNG") == encode_image(expected, format="PNG")
+        return
+    after, _ = restorer.restore(image)
+    assert after.pixels.dtype == np.float32
+    before, _ = _as_before(restorer).restore(image)
+    assert after.pixels.tobytes() == before.pixels.tobytes()

@@ -1,5 +1,5 @@
 """``python -m photofix``."""
 
-from photofix.cli import main
+from photofix._entry import main
 
 main()

@@ -17,15 +17,18 @@ yielded in input order either way.
 from __future__ import annotations
 
 import os
+import re
+import stat
 import time
+import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 from . import imageio
-from .errors import PhotofixError, UsageError, WeightsError
+from .errors import NotEnoughMemory, OutputWriteError, PhotofixError, UsageError, WeightsError
 from .imageio import Image
 from .pipeline import DONE, FAILED, PLANNED, SKIPPED, FileResult, ImageProcessor, Job, TileProgress
 from .provenance import Recipe, RunLog, new_record, sha256_bytes, sha256_file, with_record
@@ -55,6 +58,8 @@ class _Options:
     history: RunLog | None
     recipe: Recipe | None
     after_write: AfterWrite | None
+    memory_limit: imageio.MemoryLimit = imageio.memory.AUTO
+    output_scale: float = 1.0
 
 
 def run_jobs(
@@ -66,6 +71,8 @@ def run_jobs(
     output_format: str | None = None,
     quality: int | None = None,
     max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
+    memory_limit: imageio.MemoryLimit = imageio.memory.AUTO,
+    output_scale: float = 1.0,
     read_stdin: Callable[[], bytes] | None = None,
     write_stdout: Callable[[bytes], None] | None = None,
     on_file_start: Callable[[Job], None] | None = None,
@@ -89,8 +96,11 @@ def run_jobs(
     fail the same way. ``fail_fast`` ends it at the first failed file.
 
     ``jobs_in_flight`` > 1 reads ahead and writes behind in threads (see module doc).
+
+    A file whose restoration would need more memory than ``memory_limit`` ("auto": what is
+    free) fails before it is decoded; ``output_scale`` is how many times wider the output is.
     """
-    opts = _Options(force, dry_run, output_format, quality, max_pixels, read_stdin, write_stdout, history, recipe, after_write)
+    opts = _Options(force, dry_run, output_format, quality, max_pixels, read_stdin, write_stdout, history, recipe, after_write, memory_limit, output_scale)
     if history is not None:
         history.records()  # load the log once, before worker threads read it
     ahead = max(1, jobs_in_flight) - 1
@@ -142,6 +152,8 @@ def run_jobs(
                 continue
             if loaded.redo:
                 details = {**details, "redone": loaded.redo}
+            if loaded.image.meta.note:  # e.g. only the first frame of an animation was restored
+                details = {**details, "note": loaded.image.meta.note}
             if writer is not None:
                 if sum(isinstance(p, Future) for p in pending) >= ahead:
                     yield from finished(block=True)  # bound the images held for writing
@@ -157,12 +169,53 @@ def run_jobs(
                 executor.shutdown(wait=True, cancel_futures=True)
 
 
+# --- before a run: temporary files of a killed run ------------------------------------------
+
+STALE_TEMP_SECONDS = 30 * 60
+# imageio.atomic.create_temp's naming: ".NAME.<8 hex digits>.tmp" beside the output NAME.
+_TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp", re.DOTALL)
+
+
+def remove_stale_temps(outputs: Iterable[os.PathLike], *, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
+    """Remove the temporary files a killed run (SIGKILL, power loss) left beside these outputs.
+
+    Only photofix's own naming for these very output names counts (``.NAME.xxxxxxxx.tmp``
+    beside ``NAME``), only regular files, and only ones not modified for ``older_than``
+    seconds: a temp file lives while one image is encoded and written, far less than that,
+    so a photofix running at the same time never loses the file it is writing. Returns the
+    paths removed; one that cannot be removed is left for a later run.
+    """
+    names_by_folder: dict[str, set[str]] = {}
+    for output in outputs:
+        folder, name = os.path.split(os.fspath(output))
+        names_by_folder.setdefault(folder or os.curdir, set()).add(name)
+    removed: list[str] = []
+    now = time.time()
+    for folder, names in names_by_folder.items():
+        try:
+            with os.scandir(folder) as entries:
+                candidates = [e for e in entries if (m := _TEMP_NAME.fullmatch(e.name)) and m.group(1) in names]
+        except OSError:
+            continue  # no such folder yet: nothing was left there
+        for entry in candidates:
+            try:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
+                    os.unlink(entry.path)
+                    removed.append(entry.path)
+            except OSError:
+                continue
+    return removed
+
+
 # --- stage 1: check and read -------------------------------------------------------------
 
 
 def _check_and_read(job: Job, opts: _Options) -> _Loaded | FileResult:
     name, out_name = _names(job)
     started = time.perf_counter()
+    if job.problem is not None:  # found when planning (the output is another input): nothing is read
+        return FileResult(name, out_name, FAILED, job.problem)
     try:
         if job.input is not None and job.output is not None and _same_file(job.input, job.output):
             return FileResult(name, out_name, FAILED, "output would overwrite the input; choose another OUTPUT or add --suffix")
@@ -175,7 +228,9 @@ def _check_and_read(job: Job, opts: _Options) -> _Loaded | FileResult:
                 return FileResult(name, out_name, SKIPPED, skip)
         if opts.dry_run:
             return FileResult(name, out_name, PLANNED, redo)
-        image = imageio.decode_image(data, name=name, max_pixels=opts.max_pixels)
+        # Refused before decoding when it cannot fit: the run's peak grows with the output's size.
+        image = imageio.decode_image(data, name=name, max_pixels=opts.max_pixels,
+                                     memory_limit=opts.memory_limit, output_scale=opts.output_scale)
     except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
         return _failure(job, error, started)
     return _Loaded(job, image, input_sha256, redo)
@@ -214,6 +269,7 @@ def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any],
     job = loaded.job
     name, out_name = _names(job)
     record = None
+    note = None
     try:
         if opts.recipe is not None:
             key = opts.history.key(job.output) if opts.history is not None and job.output is not None else out_name
@@ -223,7 +279,10 @@ def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any],
         if record is not None and opts.history is not None and job.output is not None:
             record.output_sha256 = sha256_file(job.output)
             record.seconds = round(time.perf_counter() - started, 3)
-            opts.history.append(record)
+            try:
+                opts.history.append(record)
+            except OutputWriteError as error:  # the output is whole and carries its record in XMP
+                note = f"written, but the run log could not be updated: {error}; a re-run will redo it or use the XMP record"
         if opts.after_write is not None:
             try:
                 opts.after_write(job, loaded.image, restored)
@@ -231,7 +290,7 @@ def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any],
                 details = {**details, "preview_failed": str(error)}
     except Exception as error:  # noqa: BLE001
         return _failure(job, error, started)
-    return FileResult(name, out_name, DONE, seconds=time.perf_counter() - started, model=label, details=details)
+    return FileResult(name, out_name, DONE, note, seconds=time.perf_counter() - started, model=label, details=details)
 
 
 def _write(image: Image, job: Job, opts: _Options) -> None:
@@ -253,10 +312,15 @@ def _names(job: Job) -> tuple[str, str]:
 
 def _failure(job: Job, error: BaseException, started: float) -> FileResult:
     name, out_name = _names(job)
+    trace = "".join(traceback.format_exception(error))
+    if isinstance(error, MemoryError) and not isinstance(error, PhotofixError):  # numpy's, mid-restore
+        error = NotEnoughMemory(f"{name}: ran out of memory restoring it; close other programs, "
+                                "or use a smaller --tile or --jobs 1, and run it again")
     if isinstance(error, PhotofixError):
-        return FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started)
+        return FileResult(name, out_name, FAILED, str(error), time.perf_counter() - started, trace=trace)
     reason = f"unexpected {type(error).__name__}: {error} (PHOTOFIX_DEBUG=1 shows where)"
-    return FileResult(name, out_name, FAILED, reason, time.perf_counter() - started, details={"exception": repr(error)})
+    return FileResult(name, out_name, FAILED, reason, time.perf_counter() - started, details={"exception": repr(error)},
+                      trace=trace)
 
 
 def _same_file(a: os.PathLike, b: os.PathLike) -> bool:

@@ -57,7 +57,10 @@ Labels = Sequence[str] | None
 
 def to_rgb8(image: Image) -> np.ndarray:
     """The photo as H x W x 3 uint8 sRGB, ready to show: grey → RGB, alpha over neutral grey."""
-    pixels = np.asarray(image.pixels, dtype=np.float32)
+    pixels = np.asarray(image.pixels)
+    if pixels.dtype.kind == "u":  # finished output, see Image
+        pixels = pixels / np.float32(np.iinfo(pixels.dtype).max)
+    pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.ndim != 3 or pixels.shape[2] not in (1, 3):

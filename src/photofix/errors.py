@@ -45,6 +45,10 @@ class ImageTooLarge(UnsupportedImage):
     """An image over the decompression-bomb limit."""
 
 
+class NotEnoughMemory(ImageTooLarge):
+    """An image whose restoration would not fit in the memory available, or ran out of it."""
+
+
 class OutputWriteError(PhotofixError, OSError):
     """An output could not be written; nothing partial is left behind."""
 

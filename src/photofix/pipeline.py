@@ -12,7 +12,7 @@ import fnmatch
 import glob
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,6 +51,7 @@ class Job:
 
     input: Path | None
     output: Path | None
+    problem: str | None = None  # found when planning: the job fails with this reason, nothing is read or written
 
 
 @dataclass
@@ -64,9 +65,12 @@ class FileResult:
     seconds: float = 0.0
     model: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    trace: str | None = field(default=None, repr=False, compare=False)  # a failure's traceback, for PHOTOFIX_DEBUG
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(replace(self, trace=None))
+        del data["trace"]
+        return data
 
 
 # --- discovery and output mapping ------------------------------------------------
@@ -111,6 +115,10 @@ def plan_jobs(
 ) -> list[Job]:
     """Map the command line's INPUT and OUTPUT to jobs; raise UsageError for impossible combinations.
 
+    Refused: OUTPUT equal to the input folder, or inside it with -r, unless ``suffix`` keeps
+    outputs apart (suffixed files there are then earlier outputs, not inputs); two inputs
+    mapped to one output. A job whose output is another input gets a ``problem`` and fails alone.
+
     ``include``/``exclude`` are globs on each input's path relative to INPUT (``/``-separated);
     a pattern without ``/`` is matched against the file name alone.
     """
@@ -140,22 +148,121 @@ def plan_jobs(
     if output.exists() and not output.is_dir():
         raise UsageError(f"{output_spec}: is a file, but the input is a folder or glob; give a folder as OUTPUT")
 
-    resolved_output = output.resolve()
-    in_place = base is not None and resolved_output == base.resolve()
+    places = _Places()
+    real_output = places.folder(output)
+    real_base = places.folder(base) if base is not None else None
+    in_place = real_base is not None and real_output == real_base
     if in_place and not suffix:
         raise UsageError(
             f"{output_spec}: OUTPUT is the input folder, so outputs would replace the originals; "
             "choose another folder or add --suffix (e.g. --suffix _fixed)"
         )
+    # OUTPUT inside the input tree: the photos already in it are inputs like any other, so without
+    # a suffix they could not be told from outputs (a re-run would take its outputs for photos,
+    # and --force would write one input's result over another original).
+    nested = real_base is not None and not in_place and _is_within(real_output, real_base)
+    if nested and not suffix and (recursive or any(_is_within(places.entry(p), real_output) for p in inputs)):
+        raise UsageError(
+            f"{output_spec}: OUTPUT is inside the input folder {base}, so the photos already in it would be "
+            f"mixed up with the outputs; choose a folder outside {base} or add --suffix (e.g. --suffix _fixed)"
+        )
     jobs = []
     for source in inputs:
-        if not in_place and resolved_output in source.resolve().parents:
-            continue  # an earlier run's output inside the input tree is not an input
-        if in_place and source.stem.endswith(suffix):
-            continue  # nor is an earlier run's suffixed output beside its original
+        if (suffix and (in_place or nested) and source.stem.endswith(suffix)
+                and _is_within(places.entry(source), real_output)):
+            continue  # an earlier run's suffixed output inside OUTPUT, not a photo to restore
         relative = source.relative_to(base) if base is not None else Path(source.name)
         jobs.append(Job(source, output / relative.parent / _output_name(source, output_format, suffix)))
+    _refuse_collisions(jobs, output_format, places)
+    _mark_overwritten_inputs(jobs, places)
     return jobs
+
+
+class _Places:
+    """Where paths really are, symlinks resolved; each folder resolved once (many files share few folders)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def folder(self, path: Path) -> str:
+        key = os.fspath(path)
+        if key not in self._folders:
+            try:
+                self._folders[key] = os.path.normcase(os.path.realpath(path))
+            except (OSError, RuntimeError, ValueError):  # realpath leaves a looping link as it is; be sure
+                self._folders[key] = os.path.normcase(os.path.abspath(path))
+        return self._folders[key]
+
+    def entry(self, path: Path) -> str:
+        """The directory entry ``path`` (its folder resolved, its own name kept): what writing it replaces."""
+        return os.path.join(self.folder(path.parent), os.path.normcase(path.name))
+
+    def target(self, path: Path) -> str:
+        """What reading ``path`` reads: a symlink's target."""
+        return self.folder(path) if path.is_symlink() else self.entry(path)
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return path != folder and path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _refuse_collisions(jobs: Sequence[Job], output_format: str | None, places: _Places) -> None:
+    """Two inputs mapped to one output would overwrite each other (and redo both on every re-run)."""
+    claimed: dict[str, Job] = {}
+    for job in jobs:
+        assert job.output is not None
+        first = claimed.setdefault(places.entry(job.output), job)
+        if first is job:
+            continue
+        hint = ("drop --format so each keeps its own extension, or leave one out with --exclude" if output_format
+                else "rename one of them or leave one out with --exclude")
+        raise UsageError(f"{first.input} and {job.input} would both be written to {job.output}; {hint}")
+
+
+def _mark_overwritten_inputs(jobs: Sequence[Job], places: _Places) -> None:
+    """A job whose output is an input of this run (the file itself, or a link's target) fails alone.
+
+    Writing it would replace an original, before or after it is read. Only this job is wrong,
+    so only it fails (its line names both files); the others run.
+    """
+    inputs: dict[str, Path] = {}
+    for job in jobs:
+        assert job.input is not None
+        inputs[places.entry(job.input)] = job.input
+        inputs.setdefault(places.target(job.input), job.input)
+    for job in jobs:
+        assert job.output is not None
+        other = inputs.get(places.entry(job.output))
+        if other is not None:
+            what = "the input itself" if other == job.input else f"{other}, another input of this run"
+            job.problem = (f"its output {job.output} would overwrite {what}; "
+                           "choose an OUTPUT folder outside the input folder or add --suffix")
+
+
+def check_output_folders(jobs: Sequence[Job]) -> None:
+    """UsageError, before the first file, for an output folder that cannot be created or written.
+
+    A missing folder is judged by its nearest existing parent: it must be a folder (not a file
+    or a broken link) that this user may write to.
+    """
+    seen: set[Path] = set()
+    for job in jobs:
+        if job.output is None or job.problem is not None or job.output.parent in seen:
+            continue
+        folder = job.output.parent
+        seen.add(folder)
+        existing = folder
+        while not existing.is_dir():
+            if existing.exists() or existing.is_symlink():
+                raise UsageError(f"{folder}: cannot create the output folder, {existing} is not a folder; "
+                                 "choose another OUTPUT")
+            if existing.parent == existing:
+                break
+            existing = existing.parent
+        if not os.access(existing, os.W_OK | os.X_OK):
+            where = "" if existing == folder else f" (its parent {existing} is not writable)"
+            raise UsageError(f"{folder}: the output folder is not writable{where}; "
+                             "check its permissions or choose another OUTPUT")
 
 
 def _selected(path: Path, base: Path | None, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -186,7 +293,12 @@ class Restorer:
 
     ``tile`` None means auto: the model's memory per pixel is measured on a small
     probe tile at the first image and the tile side chosen from free memory.
+
+    An upscale of an 8-bit source returns finished uint8 pixels (see ``Image``) unless
+    ``finished_output`` is False, as ``Chain`` sets it for every step but its last.
     """
+
+    finished_output = True
 
     def __init__(
         self,
@@ -221,7 +333,8 @@ class Restorer:
         per_pixel = measure_bytes_per_pixel(fn, channels, self.model.device)
         return max(auto_tile_size(self.model.device, per_pixel, align=self.model.tile_grid), self.min_tile)
 
-    def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None) -> Any:
+    def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None,
+             finish: Callable[[Any], Any] | None = None) -> Any:
         from .tiling import run_tiled
 
         if self.tile is None:
@@ -238,6 +351,7 @@ class Restorer:
             device=self.model.device,
             dtype=self.model.dtype,
             progress=on_tile,
+            finish=finish,
         )
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
@@ -261,16 +375,19 @@ class Restorer:
                 return torch.cat([model(tile[:, c : c + 1], sigma) for c in range(tile.shape[1])], dim=1)
             return model(tile, sigma)
 
+        final_scale = self.params.scale if self.task.changes_size else None
+        # An upscale's float canvas would dwarf the 8-bit file it becomes: finish it to those integers.
+        finishing = self.task.changes_size and self.finished_output
+        finish = tasks.finished_rows(image, final_scale, model.scale) if finishing else None
         try:
-            result = self._run(run, pixels, on_tile)
+            result = self._run(run, pixels, on_tile, finish)
         except NonFiniteOutput:
             if model.dtype == torch.float32:
                 raise
             # Half precision overflowed (black/NaN output on some GPUs): redo this image in fp32.
             model.use_float32()
             details["precision_fallback"] = "fp32"
-            result = self._run(run, pixels, on_tile)
-        final_scale = self.params.scale if self.task.changes_size else None
+            result = self._run(run, pixels, on_tile, finish)
         if self.task.changes_size:
             details["scale"] = final_scale or model.scale
         return tasks.finish(image, result, final_scale=final_scale), details
@@ -287,6 +404,9 @@ class Chain:
         if not steps:
             raise UsageError("a chain needs at least one step")
         self.steps = list(steps)
+        for _, processor in self.steps[:-1]:
+            if isinstance(processor, Restorer):
+                processor.finished_output = False  # the next step computes on float pixels
 
     @property
     def label(self) -> str:

@@ -12,6 +12,7 @@ has the same input hash and the same recipe fingerprint as the run at hand.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .errors import OutputWriteError
 from .weights import sha256_file
 
 __all__ = ["NAMESPACE", "Recipe", "Record", "RunLog", "Step", "find_record", "new_record", "read_xmp_record",
@@ -112,8 +114,17 @@ def new_record(input_name: str, input_sha256: str, output: str, recipe: Recipe, 
 
 
 def _text(tag: str, value: Any) -> str:
-    escaped = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    escaped = _utf8_safe(str(value)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return f"<photofix:{tag}>{escaped}</photofix:{tag}>"
+
+
+def _utf8_safe(text: str) -> str:
+    """``text`` encodable as UTF-8: bytes of a non-UTF-8 file name (surrogate-escaped on POSIX)
+    are shown as ``\\xe9``, so an XMP packet stays valid UTF-8 whatever the names were."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _description(record: Record) -> str:
@@ -218,12 +229,18 @@ def read_xmp_record(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 class RunLog:
-    """``ROOT/.photofix/runs.jsonl``: one record per output written, the latest one counts."""
+    """``ROOT/.photofix/runs.jsonl``: one record per output written, the latest one counts.
+
+    Reading never fails: lines that cannot be read (bytes that are not UTF-8, bad JSON, fields
+    of the wrong type, a torn last line) are skipped and counted in one entry of ``warnings``.
+    Writing adds whole lines or nothing.
+    """
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.path = self.root / LOG_FOLDER / LOG_NAME
         self._latest: dict[str, Record] | None = None
+        self.warnings: list[str] = []  # about reading the log, for the caller to show once
 
     def key(self, output: Path) -> str:
         try:
@@ -232,28 +249,50 @@ class RunLog:
             return output.resolve().as_posix()
 
     def records(self) -> dict[str, Record]:
-        """The latest record per output key; lines that do not parse (a torn last line) are ignored."""
+        """The latest record per output key, read once; what cannot be read is skipped (see ``warnings``)."""
         if self._latest is None:
             self._latest = {}
             try:
-                lines = self.path.read_text(encoding="utf-8").splitlines()
+                data = self.path.read_bytes()
             except FileNotFoundError:
-                lines = []
-            for line in lines:
-                try:
-                    record = Record.from_dict(json.loads(line))
-                except (ValueError, TypeError):
+                data = b""
+            except OSError as error:
+                data = b""
+                self.warnings.append(f"{self.path}: cannot be read ({error.strerror or error}); "
+                                     "outputs are checked against their XMP records instead")
+            skipped = 0
+            for line in data.split(b"\n"):
+                if not line.strip():
                     continue
-                self._latest[record.output] = record
+                record = _parse_line(line)
+                if record is None:
+                    skipped += 1
+                else:
+                    self._latest[record.output] = record
+            if skipped:
+                lines = "line" if skipped == 1 else "lines"
+                self.warnings.append(f"{self.path}: {skipped} unreadable {lines} skipped")
         return self._latest
 
     def append(self, record: Record) -> None:
-        """One line per record, written with a single append so runs sharing the log do not interleave."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(asdict(record), sort_keys=True) + "\n").encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        """Add one line for ``record``: the whole line or, if it cannot be written, nothing.
+
+        Written with one append when the disk allows, so runs sharing the log do not
+        interleave. Raises ``OutputWriteError`` (the log as it was) when the line cannot be
+        written, e.g. on a full disk.
+        """
+        # ASCII only: names that are not UTF-8 (surrogate-escaped) are kept as \udcXX escapes and
+        # read back as the same str.
+        line = (json.dumps(asdict(record), sort_keys=True, ensure_ascii=True) + "\n").encode("ascii")
         try:
-            os.write(fd, line)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+        except OSError as error:
+            raise _log_write_error(self.path, error) from error
+        try:
+            _append_whole(fd, line)
+        except OSError as error:
+            raise _log_write_error(self.path, error) from error
         finally:
             os.close(fd)
         self.records()[record.output] = record
@@ -279,6 +318,65 @@ class RunLog:
 
     def is_logged(self, record: Record) -> bool:
         return self.records().get(record.output) is record
+
+
+_OPTIONAL_STR = (str, type(None))
+# What a readable line holds: field -> the types it may have. The first five are required.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "input": (str,), "input_sha256": (str,), "output": (str,), "recipe": (str,), "steps": (list,),
+    "version": (str,), "created": (str,), "output_sha256": _OPTIONAL_STR,
+    "seconds": (int, float, type(None)), "details": (dict,),
+}
+_REQUIRED = ("input", "input_sha256", "output", "recipe", "steps")
+
+
+def _parse_line(line: bytes) -> Record | None:
+    """The record on one line of the run log, or None if the line is not one we wrote."""
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, numbers too long, nesting too deep
+        return None
+    if not isinstance(data, dict) or not all(name in data for name in _REQUIRED):
+        return None
+    for name, types in _FIELD_TYPES.items():
+        if name in data and (not isinstance(data[name], types) or isinstance(data[name], bool)):
+            return None
+    if not all(_is_step(step) for step in data["steps"]):
+        return None
+    return Record.from_dict(data)
+
+
+def _is_step(step: Any) -> bool:
+    return (isinstance(step, dict) and isinstance(step.get("task"), str) and isinstance(step.get("model"), str)
+            and isinstance(step.get("weights_sha256"), _OPTIONAL_STR) and isinstance(step.get("params", {}), dict))
+
+
+def _append_whole(fd: int, line: bytes) -> None:
+    """Write ``line`` at the end of the file open as ``fd``, on a line of its own, or leave the file as it was."""
+    size = os.fstat(fd).st_size
+    if size:
+        os.lseek(fd, size - 1, os.SEEK_SET)
+        if os.read(fd, 1) != b"\n":
+            line = b"\n" + line  # after a torn line (a run killed mid-write), start a fresh one
+    view = memoryview(line)
+    written = 0
+    try:
+        while written < len(line):
+            count = os.write(fd, view[written:])  # a full disk may take part of it
+            if count <= 0:
+                raise OSError(errno.ENOSPC, "the disk took no more bytes")
+            written += count
+    except BaseException:
+        # Take back the part written, unless another run has appended since (then the fragment
+        # stays, and readers skip it).
+        if written and os.fstat(fd).st_size == size + written:
+            os.ftruncate(fd, size)
+        raise
+
+
+def _log_write_error(path: Path, error: OSError) -> OutputWriteError:
+    return OutputWriteError(f"{path}: cannot add a record ({error.strerror or error}); "
+                            "free some disk space or make the folder writable")
 
 
 def find_record(output: str | os.PathLike, log_root: str | os.PathLike | None = None) -> Record | None:

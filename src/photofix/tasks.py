@@ -8,12 +8,14 @@ size), and upscale resamples to a requested final scale.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import UsageError
 from .imageio import Image
+from .imageio.encode import quantize
 
 # ITU-R BT.601 luma weights: how grey is recovered from a colour model's output.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
@@ -62,17 +64,49 @@ def per_channel(image_channels: int, model_channels: int) -> bool:
 
 
 def finish(image: Image, result: np.ndarray, *, final_scale: float | None = None) -> Image:
-    """Back to an Image like the source: grey stays grey, alpha follows, size as requested."""
+    """Back to an Image like the source: grey stays grey, alpha follows, size as requested.
+
+    ``result`` is the model's float output, or already finished integers (see ``finished_rows``).
+    """
     if final_scale is not None:
-        target = (round(image.height * final_scale), round(image.width * final_scale))
+        target = _final_size(image, final_scale)
         if result.shape[:2] != target:
             result = resize(result, target)
     if image.meta.grayscale and result.shape[2] == 3:
-        result = (result @ _LUMA)[..., None]
+        result = _to_grey(result)
     alpha = image.alpha
     if alpha is not None and alpha.shape != result.shape[:2]:
         alpha = resize(alpha[..., None], result.shape[:2])[..., 0]
-    return replace(image, pixels=np.ascontiguousarray(result, dtype=np.float32), alpha=alpha)
+    pixels = result if result.dtype.kind == "u" else np.ascontiguousarray(result, dtype=np.float32)
+    return replace(image, pixels=pixels, alpha=alpha)
+
+
+def finished_rows(image: Image, final_scale: float | None, model_scale: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """Turns blocks of the model's output into the integers the encoder will write, or None if floats are still needed.
+
+    An 8-bit source is always written with 8 bits, so its output can be stored as uint8,
+    made grey first as ``finish`` does and rounded by ``encode.quantize``: the same bytes as
+    finishing in float, in a quarter of the memory. Not when the output is still to be
+    resampled to ``final_scale`` (that needs floats), nor for 16-bit sources, whose output
+    depth depends on the format written, unknown here.
+    """
+    model_size = (image.height * model_scale, image.width * model_scale)
+    if image.meta.bit_depth != 8 or (final_scale is not None and _final_size(image, final_scale) != model_size):
+        return None
+    grey = image.meta.grayscale
+
+    def rows(block: np.ndarray) -> np.ndarray:
+        return quantize(_to_grey(block) if grey and block.shape[2] == 3 else block, np.uint8)
+
+    return rows
+
+
+def _final_size(image: Image, final_scale: float) -> tuple[int, int]:
+    return round(image.height * final_scale), round(image.width * final_scale)
+
+
+def _to_grey(pixels: np.ndarray) -> np.ndarray:
+    return (pixels @ _LUMA)[..., None]
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Tiled inference with bounded memory and seam-free blending.
 
-The whole image and the output canvas live in host memory; only one tile at a
-time goes to the device. Tiles along each axis have one size (no thin slivers at
+The whole image and the result live in host memory; only one tile at a time
+goes to the device. Tiles along each axis have one size (no thin slivers at
 the border) and overlap by at least the requested amount. Each tile's output is
 weighted by a separable window that is flat inside the tile and crosses over
 with a raised cosine in a band of at most 16 px at the *middle* of every overlap;
@@ -12,6 +12,11 @@ needed. For a convolutional model whose receptive radius r satisfies
 overlap ≥ 2·r + 16 (roughly: overlap ≥ receptive field + 16), the tiled output
 equals the whole-image output up to float rounding; for attention models the
 band hides what differences remain.
+
+Tiles are blended in row-major order, and each output pixel is finished (optionally
+to an integer type, see ``run_tiled``) as soon as no later tile covers it: float
+sums are held for one tile and the rows it shares with the next tile row, never
+for a whole float canvas, which for an x4 upscale is 4x the 8-bit output.
 """
 
 from __future__ import annotations
@@ -28,9 +33,11 @@ from .errors import TileOutOfMemory
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]
+Finish = Callable[[np.ndarray], np.ndarray]
 
 MIN_TILE = 32
 BLEND_BAND = 16
+ROW_CHUNK = 256  # output rows weighted or finished per numpy call: bounds their temporaries
 
 
 @dataclass(frozen=True)
@@ -126,6 +133,82 @@ def _is_out_of_memory(error: BaseException) -> bool:
     )
 
 
+def _weighted_tile(
+    fn: ModelFn, image: np.ndarray, span: tuple[int, int, int, int], wy: np.ndarray, wx: np.ndarray,
+    device: torch.device, dtype: torch.dtype,
+) -> np.ndarray:
+    """One tile's model output times its blending window: a new H x W x C float32 array."""
+    y0, y1, x0, x1 = span
+    crop = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1))
+    tile_in = torch.from_numpy(crop).unsqueeze(0).to(device=device, dtype=dtype)
+    out = fn(tile_in)
+    raw = out[0].float().cpu().numpy().transpose(1, 2, 0)
+    del tile_in, out
+    tile = np.empty(raw.shape, dtype=np.float32)
+    for r in range(0, len(tile), ROW_CHUNK):  # in row chunks: no tile-sized weight or product temporaries
+        rows = tile[r : r + ROW_CHUNK]
+        np.multiply(raw[r : r + ROW_CHUNK], wy[r : r + ROW_CHUNK, None, None] * wx[None, :, None], out=rows)
+        rows += 0.0  # -0.0 to 0.0, as adding to a zeroed canvas did: the sums stay bit-identical to that
+    return tile
+
+
+class _Blender:
+    """Blends weighted tiles arriving in row-major order, holding floats only where blending is unfinished.
+
+    A tile first takes the running sums earlier tiles left in its area: ``left``, the previous
+    tile's right overlap (which already includes the row above), and ``above``, the previous tile
+    row's bottom overlap (full width). It then hands its own right overlap on as ``left`` and its
+    bottom overlap on to ``below`` (the next row's ``above``); the rest no later tile touches, so it
+    is finished into ``out``. Float addition is commutative, so every pixel's sum equals, bit for
+    bit, what one zeroed float32 canvas accumulating the tiles in the same order would hold.
+    """
+
+    def __init__(self, plan: TilePlan, scale: int, finish: Finish | None) -> None:
+        self.ys = [(a * scale, b * scale) for a, b in plan.ys]
+        self.xs = [(a * scale, b * scale) for a, b in plan.xs]
+        self.finish = finish
+        self.out: np.ndarray | None = None
+        self.above: np.ndarray | None = None
+        self.below: np.ndarray | None = None
+        self.left: np.ndarray | None = None
+
+    def add(self, i: int, j: int, tile: np.ndarray) -> None:
+        """Fold in tile (i, j), already weighted; ``tile`` is used as scratch space."""
+        (top, bottom), (start, stop) = self.ys[i], self.xs[j]
+        keep_rows = self.ys[i + 1][0] if i + 1 < len(self.ys) else bottom  # from here down the next tile row adds
+        keep_cols = self.xs[j + 1][0] if j + 1 < len(self.xs) else stop  # from here right the next tile adds
+        if self.out is None:
+            self.out = self._allocate(tile.shape[2])
+        if j == 0:
+            self.left = None
+            self.below = np.empty((bottom - keep_rows, self.xs[-1][1], tile.shape[2]), dtype=np.float32)
+        seen = 0 if self.left is None else self.left.shape[1]
+        if self.left is not None:
+            tile[:, :seen] += self.left
+        if self.above is not None:
+            tile[: len(self.above), seen:] += self.above[:, start + seen : stop]
+        self.left = tile[:, keep_cols - start :].copy() if keep_cols < stop else None
+        assert self.below is not None
+        self.below[:, start:keep_cols] = tile[keep_rows - top :, : keep_cols - start]
+        self._emit(tile[: keep_rows - top, : keep_cols - start], top, start)
+        if j == len(self.xs) - 1:
+            self.above, self.below = self.below, None
+
+    def _allocate(self, channels: int) -> np.ndarray:
+        size = (self.ys[-1][1], self.xs[-1][1])
+        if self.finish is None:
+            return np.empty((*size, channels), dtype=np.float32)
+        probe = self.finish(np.zeros((1, 1, channels), dtype=np.float32))  # the finished type and channels
+        return np.empty((*size, probe.shape[2]), dtype=probe.dtype)
+
+    def _emit(self, block: np.ndarray, top: int, left: int) -> None:
+        assert self.out is not None
+        for r in range(0, len(block), ROW_CHUNK):
+            rows = block[r : r + ROW_CHUNK]
+            target = self.out[top + r : top + r + len(rows), left : left + rows.shape[1]]
+            target[...] = rows if self.finish is None else self.finish(rows)
+
+
 def _run_plan(
     fn: ModelFn,
     image: np.ndarray,
@@ -134,27 +217,19 @@ def _run_plan(
     device: torch.device,
     dtype: torch.dtype,
     progress: ProgressFn | None,
+    finish: Finish | None,
 ) -> np.ndarray:
-    height, width, channels = image.shape
-    canvas: np.ndarray | None = None
     wys, wxs = axis_windows(plan.ys, scale), axis_windows(plan.xs, scale)
+    blender = _Blender(plan, scale, finish)
     done = 0
-    for (y0, y1), wy in zip(plan.ys, wys):
-        for (x0, x1), wx in zip(plan.xs, wxs):
-            crop = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1))
-            tile_in = torch.from_numpy(crop).unsqueeze(0).to(device=device, dtype=dtype)
-            out = fn(tile_in)
-            out_np = out[0].float().cpu().numpy().transpose(1, 2, 0)
-            del tile_in, out
-            if canvas is None:  # output channels are known only after the first tile
-                canvas = np.zeros((height * scale, width * scale, out_np.shape[2]), dtype=np.float32)
-            region = canvas[y0 * scale : y1 * scale, x0 * scale : x1 * scale]
-            region += out_np * (wy[:, None, None] * wx[None, :, None])
+    for i, ((y0, y1), wy) in enumerate(zip(plan.ys, wys)):
+        for j, ((x0, x1), wx) in enumerate(zip(plan.xs, wxs)):
+            blender.add(i, j, _weighted_tile(fn, image, (y0, y1, x0, x1), wy, wx, device, dtype))
             done += 1
             if progress is not None:
                 progress(done, plan.count)
-    assert canvas is not None
-    return canvas
+    assert blender.out is not None
+    return blender.out
 
 
 def run_tiled(
@@ -170,6 +245,7 @@ def run_tiled(
     progress: ProgressFn | None = None,
     min_tile: int = MIN_TILE,
     least_side: int = 0,
+    finish: Finish | None = None,
 ) -> np.ndarray:
     """Run ``fn`` over ``image`` (H x W x C float32) tile by tile; return the H·s x W·s x C' result.
 
@@ -179,16 +255,25 @@ def run_tiled(
     the whole image in one piece. On out-of-memory the tile side is halved and
     the run restarts, down to ``min_tile``; below that TileOutOfMemory is raised.
     ``least_side`` keeps tiles at least that long where the image allows (see plan_spans).
+
+    The result is float32 as blended, unless ``finish`` is given: it receives every part of
+    the blended result once, as float32 blocks (h x w x C', a few rows and columns of it, in
+    no promised order), and returns what to store for that block, which sets the result's
+    dtype and channel count (e.g. quantized uint8, to hold an x4 upscale in a quarter of the
+    memory). It must therefore work pixel by pixel. Either way the float32 kept beside the
+    result is one tile plus the overlap rows shared with the next tile row.
     """
     if image.ndim != 3:
         raise ValueError(f"expected an H x W x C array, got shape {image.shape}")
+    if not np.issubdtype(image.dtype, np.floating):  # e.g. finished uint8 pixels, which end a pipeline
+        raise ValueError(f"expected float pixels in [0, 1], got {image.dtype}")
     device = torch.device(device)
     height, width = image.shape[:2]
     current = tile if tile > 0 else max(height, width)
     while True:
         plan = plan_tiles(height, width, current, overlap, multiple_of, min(least_side, current))
         try:
-            return _run_plan(fn, image, plan, scale, device, dtype, progress)
+            return _run_plan(fn, image, plan, scale, device, dtype, progress, finish)
         except Exception as error:  # noqa: BLE001 - only out-of-memory is retried
             if not _is_out_of_memory(error):
                 raise
@@ -263,7 +348,10 @@ def measure_bytes_per_pixel(fn: ModelFn, channels: int, device: torch.device | s
     return max(counter.peak, 1) / probe**2
 
 
-CPU_TILE_BUDGET = 1024**3
+# Activations of one tile on CPU. 512 MiB keeps a 2400x1600 -> x4 upscale (Compact) at 1.42 GiB
+# peak RSS (1024-px tiles) where 1 GiB gave 1.65 GiB (1408-px tiles), in the same time within
+# this shared machine's noise (151-234 s against 225 s): benchmarks/bench_upscale_memory.py.
+CPU_TILE_BUDGET = 512 * 1024**2
 TILE_STEP = 64
 
 
@@ -277,8 +365,8 @@ def auto_tile_size(
 ) -> int:
     """Tile side for ``--tile auto``: the largest square tile whose activations fit the budget.
 
-    Budget: 1 GiB of activations on CPU (a quarter of available RAM on machines
-    with less than 4 GiB free), 40% of free memory on a GPU. The side is rounded
+    Budget: 512 MiB of activations on CPU (a quarter of available RAM on machines
+    with less than 2 GiB free), 40% of free memory on a GPU. The side is rounded
     down to a multiple of 64 px so small measurement differences never change it.
     """
     device = torch.device(device)

@@ -8,7 +8,9 @@ and exit codes. torch is imported only inside commands that run a model, so
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import replace
@@ -68,11 +70,7 @@ def run_task(
     ``steps`` holds (task, the options shared by the run with this step's model/weights, the
     task's own options); one step is a task command, several a chain.
     """
-    from ..batch import run_jobs
-    from ..pipeline import Chain, plan_jobs
-    from ..provenance import Recipe
-    from .processors import plan_step
-
+    global _interrupt_reported
     reporter = Reporter(json_mode=common.json, quiet=common.quiet, verbose=common.verbose)
     if common.quiet or common.json:
         # huggingface_hub reads this when it is first imported, which is at the first download.
@@ -85,11 +83,39 @@ def run_task(
         raise typer.Exit(EXIT_USAGE)
 
     _interrupt_on_sigterm()
+    try:
+        summary, interrupted = _run_files(input, output, common, steps, reporter)
+    except KeyboardInterrupt:  # while loading code or planning, before the first file
+        summary, interrupted = {}, True
+    if interrupted:
+        _ignore_further_signals()
+        reporter.error("interrupted; finished outputs are kept, nothing half-written was left; run the same command to resume")
+        _interrupt_reported = True
+        raise typer.Exit(EXIT_INTERRUPTED)
+    raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] else EXIT_OK)
+
+
+def _run_files(
+    input: str, output: str, common: Common, steps: list[tuple[str, Common, dict[str, Any]]], reporter: Reporter
+) -> tuple[dict[str, Any], bool]:
+    """Plan, check the output folders, then process every file: (the summary, whether it was interrupted)."""
+    from ..batch import remove_stale_temps, run_jobs
+    from ..compare import preview_path
+    from ..pipeline import Chain, check_output_folders, plan_jobs
+    from ..provenance import Recipe
+    from .processors import plan_step
+
     with reported_errors(reporter):
         fmt = common.format.pillow_name if common.format else None
         jobs = plan_jobs(input, output, recursive=common.recursive, output_format=fmt, suffix=common.suffix,
                          include=common.include or (), exclude=common.exclude or ())
         planned = [plan_step(task, step_common, options, reporter) for task, step_common, options in steps]
+        if not common.dry_run:
+            check_output_folders(jobs)
+            outputs = [job.output for job in jobs if job.output is not None]
+            removed = remove_stale_temps([*outputs, *map(preview_path, outputs)])
+            if removed:
+                reporter.note(f"removed {len(removed)} temporary file(s) left by an earlier run that was killed")
         recipe = Recipe(tuple(p.step for p in planned), output_format=fmt, quality=common.quality)
 
         def build() -> Any:
@@ -108,18 +134,23 @@ def run_task(
                 output_format=fmt,
                 quality=common.quality,
                 max_pixels=common.max_pixels or None,
+                memory_limit=common.memory_limit,
+                # an upscale model is x4 whatever the final --scale: its canvas sets the peak
+                output_scale=max((max(4.0, p.step.params.get("scale") or 4.0) for p in planned if p.step.task == "upscale"),
+                                 default=1.0),
                 read_stdin=sys.stdin.buffer.read,
                 write_stdout=_write_stdout,
                 on_file_start=reporter.file_started,
                 on_tile=reporter.tile_done,
                 fail_fast=common.fail_fast,
-                history=_run_log(output, jobs),
+                history=_run_log(output, jobs, reporter),
                 recipe=recipe,
                 after_write=_preview_writer() if common.preview else None,
                 jobs_in_flight=common.jobs or _default_jobs(common),
             ):
                 reporter.result(result)
         except KeyboardInterrupt:
+            _ignore_further_signals()
             interrupted = True
         except PhotofixError:
             reporter.finish()
@@ -128,10 +159,7 @@ def run_task(
         left = len(jobs) - sum(summary[k] for k in ("done", "skipped", "failed", "planned"))
         if common.fail_fast and summary["failed"] and left > 0:
             reporter.error(f"stopped at the first failure (--fail-fast); {left} file(s) not processed")
-    if interrupted:
-        reporter.error("interrupted; finished outputs are kept, nothing half-written was left; run the same command to resume")
-        raise typer.Exit(EXIT_INTERRUPTED)
-    raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] else EXIT_OK)
+    return summary, interrupted
 
 
 def _default_jobs(common: Common) -> int:
@@ -144,15 +172,20 @@ def _default_jobs(common: Common) -> int:
     return 2 if resolve_device(common.device).type != "cpu" or spare_cores else 1
 
 
-def _run_log(output: str, jobs: list[Any]) -> Any:
-    """``OUTPUT/.photofix/runs.jsonl`` for a folder run, the output file's folder for one file, none for stdout."""
+def _run_log(output: str, jobs: list[Any], reporter: Reporter) -> Any:
+    """``OUTPUT/.photofix/runs.jsonl`` for a folder run, the output file's folder for one file, none for stdout.
+
+    Read now, so a damaged log is reported once, before the first file.
+    """
     from ..provenance import RunLog
 
     if output == "-":
         return None
-    if len(jobs) == 1 and jobs[0].output == Path(output):
-        return RunLog(Path(output).parent)
-    return RunLog(Path(output))
+    log = RunLog(Path(output).parent if len(jobs) == 1 and jobs[0].output == Path(output) else Path(output))
+    log.records()
+    for warning in log.warnings:
+        reporter.note(warning)
+    return log
 
 
 def _preview_writer() -> Callable[[Any, Any, Any], None]:
@@ -172,17 +205,51 @@ def _preview_writer() -> Callable[[Any, Any, Any], None]:
     return write
 
 
-def _interrupt_on_sigterm() -> None:
-    """Make SIGTERM (kill, a CI timeout, a closed terminal) clean up like Ctrl-C: no temp files left."""
-    import signal
+# After the first interrupt, later ones are ignored this long: the run is stopping (the file under
+# way is finished or its temp file removed), and a second Ctrl-C must not cut that short.
+_GRACE_SECONDS = 5.0
+_first_interrupt: float | None = None
+_whole_process = False  # handlers installed by main(): this process is photofix, not a test or a host program
+_interrupt_reported = False
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
 
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (e.g. embedded use): leave signals alone
-        pass
+def _on_interrupt(signum: int, frame: Any) -> None:
+    """SIGINT and SIGTERM stop a run the same way: KeyboardInterrupt, then clean up, exit 130."""
+    global _first_interrupt
+    now = time.monotonic()
+    if _first_interrupt is not None and now - _first_interrupt < _GRACE_SECONDS:
+        return  # already stopping
+    _first_interrupt = now
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_sigterm(signals: tuple[str, ...] = ("SIGTERM",)) -> None:
+    """Make SIGTERM (kill, a CI timeout, a closed terminal) clean up like Ctrl-C: no temp files left.
+
+    main() adds SIGINT, so a second Ctrl-C while the run stops is ignored too (see ``_on_interrupt``).
+    """
+    for name in signals:
+        number = getattr(signal, name, None)
+        if number is None or signal.getsignal(number) is _on_interrupt:
+            continue
+        try:
+            signal.signal(number, _on_interrupt)
+        except ValueError:  # not the main thread (e.g. embedded use): leave signals alone
+            return
+
+
+def _ignore_further_signals() -> None:
+    """Once the run was interrupted and cleaned up, nothing is left to stop: ignore SIGINT/SIGTERM until exit.
+
+    Python puts the default handlers back late in its shutdown, so a second Ctrl-C there killed
+    the process by signal or printed a traceback from an exit hook. Only when main() owns the process.
+    """
+    if not _whole_process:
+        return
+    for name in ("SIGINT", "SIGTERM"):
+        number = getattr(signal, name, None)
+        if number is not None:
+            signal.signal(number, signal.SIG_IGN)
 
 
 def _write_stdout(data: bytes) -> None:
@@ -460,7 +527,21 @@ _register_models()
 
 def main() -> None:
     """Console-script entry point."""
-    # Deprecation chatter from torch/spandrel internals is not the user's business.
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    app()
+    global _whole_process
+    # First of all: a SIGTERM while torch loads is an interruption (exit 130), not a kill by signal.
+    _whole_process = True
+    _interrupt_on_sigterm(("SIGINT", "SIGTERM"))
+    try:
+        # Deprecation chatter from torch/spandrel internals is not the user's business.
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        app()
+        return
+    except KeyboardInterrupt:  # while typer builds the commands
+        pass
+    except SystemExit as done:  # typer turns an interrupt outside run_task into a silent exit 130
+        if done.code != EXIT_INTERRUPTED or _interrupt_reported:
+            raise
+    _ignore_further_signals()
+    Reporter().error("interrupted; nothing half-written was left")
+    sys.exit(EXIT_INTERRUPTED)

@@ -56,6 +56,18 @@ def parse_tile(value: str) -> str:
     return value
 
 
+def parse_memory_limit(value: str) -> str:
+    """``auto``, ``off`` or a size like ``16G``; checked here so a typo fails before the first file."""
+    from ..errors import UsageError
+    from ..imageio.memory import parse_memory_limit as parse
+
+    try:
+        parse(value)
+    except UsageError as error:
+        raise typer.BadParameter(str(error)) from None
+    return value
+
+
 InputArg = Annotated[
     str,
     typer.Argument(
@@ -89,6 +101,7 @@ class Common:
     exclude: Optional[list[str]] = None
     fail_fast: bool = False
     max_pixels: int = 1_000_000_000
+    memory_limit: str = "auto"
     model: Optional[str] = None
     weights: Optional[Path] = None
     tier: Optional[Tier] = None
@@ -150,6 +163,18 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
     "max_pixels": Annotated[
         int,
         typer.Option(min=0, help="Refuse images with more pixels than this (decompression-bomb guard); 0 = no limit.", rich_help_panel=_IO),
+    ],
+    "memory_limit": Annotated[
+        str,
+        typer.Option(
+            callback=parse_memory_limit,
+            metavar="auto|SIZE|off",
+            help="Refuse, before decoding, an image whose restoration would need more memory than this (estimated from "
+            "its pixel size and the task's output scale; a refused file fails alone). auto = what is free now, or a "
+            "container or ulimit -v cap when smaller; SIZE like 16G or 512M sets it yourself (e.g. to count on swap); "
+            "off = no check.",
+            rich_help_panel=_IO,
+        ),
     ],
     "model": Annotated[
         Optional[str],

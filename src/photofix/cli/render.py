@@ -7,6 +7,7 @@ or image bytes (``OUTPUT`` = ``-``).
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import traceback
@@ -31,7 +32,35 @@ if TYPE_CHECKING:
 _STYLE = {"done": "green", "skipped": "yellow", "failed": "bold red", "planned": "cyan"}
 
 # Result details worth showing without -v: the user should know these happened.
-_NOTABLE_DETAILS = ("sigma_estimated", "converted_to_grey", "icc_profile_dropped", "classical_fallback", "redone", "preview_failed")
+_NOTABLE_DETAILS = ("sigma_estimated", "converted_to_grey", "icc_profile_dropped", "classical_fallback", "redone", "preview_failed", "note")
+
+
+# Characters that would break a line or reorder what the terminal shows: C0/C1 controls (newline,
+# escape sequences), line/paragraph separators and the bidirectional overrides.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` on one line, safe for any terminal and valid UTF-8.
+
+    A file name's undecodable bytes (surrogate escapes) show as ``\\xNN``, control characters as
+    ``\\n``, ``\\x1b``, ``\\u202e``: names are shown, never obeyed.
+    """
+    return _UNSAFE.sub(_escape_char, text)
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def _json_safe(text: Any) -> Any:
+    """Strings for ``--json`` must be valid UTF-8: undecodable bytes as ``\\xNN`` (json escapes the rest)."""
+    return _SURROGATE.sub(_escape_char, text) if isinstance(text, str) else text
 
 
 def _notable(details: dict[str, Any]) -> bool:
@@ -70,15 +99,15 @@ class Reporter:
 
     def detail(self, text: str) -> None:
         if self.verbose and not self.quiet:
-            self.err.print(f"[dim]{escape(text)}[/dim]")
+            self.err.print(f"[dim]{escape(printable(text))}[/dim]")
 
     def note(self, text: str) -> None:
         """Something the user should know even in --json mode (on stderr)."""
         if not self.quiet:
-            self.err.print(f"[yellow]note:[/yellow] {escape(text)}")
+            self.err.print(f"[yellow]note:[/yellow] {escape(printable(text))}")
 
     def error(self, text: str) -> None:
-        self.err.print(f"[bold red]error:[/bold red] {escape(text)}")
+        self.err.print(f"[bold red]error:[/bold red] {escape(printable(text))}")
 
     # --- progress ---------------------------------------------------------------
 
@@ -100,7 +129,7 @@ class Reporter:
     def file_started(self, job: Job) -> None:
         if self._progress is not None:
             name = job.input.name if job.input else "<stdin>"
-            self._progress.update(self._files_task, description=f"files [dim]{escape(name)}[/dim]")
+            self._progress.update(self._files_task, description=f"files [dim]{escape(printable(name))}[/dim]")
             if self._tiles_task is not None:
                 self._progress.remove_task(self._tiles_task)
                 self._tiles_task = None
@@ -117,25 +146,34 @@ class Reporter:
         if self._progress is not None:
             self._progress.advance(self._files_task)
         if self.json_mode:
-            sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+            record = {key: _json_safe(value) for key, value in result.to_dict().items()}
+            sys.stdout.write(json.dumps(record) + "\n")
             sys.stdout.flush()
         if result.status == "failed":
             reason = result.reason or "unknown error"
             # library messages already name the file; don't say it twice
             text = reason if reason.startswith(result.input) else f"{result.input}: {reason}"
-            self._print(f"[bold red]failed[/bold red]  {escape(text)}", always=True)
+            self._print(f"[bold red]failed[/bold red]  {escape(printable(text))}", always=True)
+            if result.trace and settings.debug():
+                self._print_trace(result.trace)
         elif not self.json_mode:
             self._print_result(result)
 
     def _print_result(self, result: FileResult) -> None:
         style = _STYLE.get(result.status, "")
-        arrow = f" → {escape(result.output)}" if result.output else ""
+        arrow = f" → {escape(printable(result.output))}" if result.output else ""
         extra = f" ({result.seconds:.1f}s)" if result.status == "done" else ""
-        reason = f" [dim]{escape(result.reason)}[/dim]" if result.reason else ""
+        reason = f" [dim]{escape(printable(result.reason))}[/dim]" if result.reason else ""
         details = ""
         if result.details and (self.verbose or _notable(result.details)):
-            details = " [dim]" + escape(", ".join(f"{k}={v}" for k, v in result.details.items())) + "[/dim]"
-        self._print(f"[{style}]{result.status:<7}[/{style}] {escape(result.input)}{arrow}{extra}{reason}{details}")
+            details = " [dim]" + escape(printable(", ".join(f"{k}={v}" for k, v in result.details.items()))) + "[/dim]"
+        self._print(f"[{style}]{result.status:<7}[/{style}] {escape(printable(result.input))}{arrow}{extra}{reason}{details}")
+
+    def _print_trace(self, trace: str) -> None:
+        """PHOTOFIX_DEBUG=1: where a file's failure came from, each line made printable."""
+        console = self._progress.console if self._progress is not None else self.err
+        for line in trace.rstrip("\n").split("\n"):
+            console.print(printable(line), markup=False, highlight=False)
 
     def _print(self, text: str, *, always: bool = False) -> None:
         if self.quiet and not always:

@@ -10,9 +10,11 @@ Pillow cannot do losslessly: 16-bit colour (and 16-bit grey + alpha) pixels. 16-
 metadata is written as PNG chunks by hand, and TIFFs by a small writer built on Pillow's
 own TIFF directory serializer (which, unlike tifffile, writes EXIF and GPS sub-IFDs).
 
-The work is split by stage: ``decode`` (bytes to upright pixels), ``metadata`` (EXIF,
-XMP, ICC, DPI, JPEG quality), ``encode`` (pixels to a format's bytes), ``containers``
-(the 16-bit PNG and TIFF writers) and ``atomic`` (replacing the output file whole).
+The work is split by stage: ``memory`` (will restoring it fit? asked of the header,
+before decoding), ``decode`` (bytes to upright pixels), ``metadata`` (EXIF, XMP, ICC,
+DPI, JPEG quality), ``encode`` (pixels to a format's bytes), ``containers`` (the 16-bit
+PNG and TIFF writers), ``jpeg_xmp`` (XMP over 64 KB as the JPEG Extended XMP) and
+``atomic`` (replacing the output file whole).
 
 Format rules when writing:
 
@@ -33,14 +35,16 @@ from pathlib import Path
 
 from photofix.errors import OutputWriteError, UnsupportedImage, UsageError
 
-from . import atomic, decode, encode, metadata
+from . import atomic, decode, encode, memory, metadata
 from .image import Image, ImageMeta
+from .memory import MemoryLimit
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "SUPPORTED_EXTENSIONS",
     "Image",
     "ImageMeta",
+    "MemoryLimit",
     "decode_image",
     "encode_image",
     "format_for_path",
@@ -78,12 +82,19 @@ def format_for_path(path: str | os.PathLike) -> str:
                          f"use one of {known}") from None
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+               memory_limit: MemoryLimit = None, output_scale: float = 1.0) -> Image:
     """Read a photo file, upright, with its metadata.
 
-    ``max_pixels`` (None: no limit) guards against decompression bombs.
+    Refused before any pixel is decoded (ImageTooLarge): over ``max_pixels`` (None: no
+    limit), the decompression-bomb guard; or, when ``memory_limit`` is given, if restoring
+    it would need more memory than that ("auto": what this process may still allocate;
+    bytes, or a size like "8G"), estimated from the pixel size for a task whose output is
+    ``output_scale`` times wider (4 for a x4 upscale). A file with several frames or pages
+    gives its first, and says so in ``meta.note``.
     """
-    return decode_image(read_bytes(path), name=os.fspath(path), max_pixels=max_pixels)
+    return decode_image(read_bytes(path), name=os.fspath(path), max_pixels=max_pixels,
+                        memory_limit=memory_limit, output_scale=output_scale)
 
 
 def read_bytes(path: str | os.PathLike) -> bytes:
@@ -98,15 +109,22 @@ def read_bytes(path: str | os.PathLike) -> bytes:
 
 
 def decode_image(data: bytes, *, name: str = "<stdin>",
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image:
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 memory_limit: MemoryLimit = None, output_scale: float = 1.0) -> Image:
     """Decode an image held in memory (e.g. read from stdin); see ``read_image``."""
     if not data:
         raise UnsupportedImage(f"{name}: file is empty (0 bytes); re-export or re-download it")
-    with decode.open_checked(data, name, max_pixels) as img:
-        orientation = decode.load_upright(img, name)
-        bit_depth = 16 if decode.is_high_depth(img, data) else 8
-        pixels, alpha, grayscale = decode.upright_pixels(img, data, name, bit_depth, orientation)
-        meta = metadata.read_meta(img, orientation, name, bit_depth, grayscale)
+    with decode.pillow_quiet(), \
+            decode.open_checked(data, name, max_pixels, memory_limit, output_scale) as img:
+        try:
+            note = decode.frames_note(img)
+            orientation = decode.load_upright(img, name)
+            bit_depth = 16 if decode.is_high_depth(img, data) else 8
+            pixels, alpha, grayscale = decode.upright_pixels(img, data, name, bit_depth, orientation)
+            meta = metadata.read_meta(img, orientation, name, bit_depth, grayscale)
+        except MemoryError:  # the estimate was too low for this file, or memory ran short meanwhile
+            raise decode.out_of_memory(name, img.size) from None
+    meta.note = note
     return Image(pixels=pixels, alpha=alpha, meta=meta)
 
 

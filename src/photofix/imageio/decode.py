@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import io
 import struct
+import sys
 import threading
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from PIL import ExifTags, ImageOps, TiffImagePlugin, UnidentifiedImageError
 from PIL import Image as PILImage
 
-from photofix.errors import ImageTooLarge, UnsupportedImage
+from photofix.errors import ImageTooLarge, NotEnoughMemory, UnsupportedImage
+
+from . import memory
 
 # Pillow's JPEG opener also returns "MPO" images: the JPEGs many phones write (extra frames).
 PILLOW_OPENERS = ["JPEG", "PNG", "TIFF", "WEBP", "BMP"]
@@ -21,9 +29,60 @@ PILLOW_HIGH_DEPTH_MODES = ("I;16", "I", "F")  # prefixes: also I;16B, I;16L, I;1
 # parsed (no pixels are allocated then), and our own explicit limit is checked right after.
 PILLOW_LIMIT_LOCK = threading.Lock()
 
+# Pillow warns on stderr about odd files (corrupt EXIF, odd TIFF tags, palette quirks); a
+# file it cannot read fails with our own one-line error anyway, so the warnings are noise.
+# Before Python 3.14 catch_warnings swaps process-wide state: the lock keeps reader threads
+# from restoring each other's filters.
+PILLOW_QUIET_LOCK = threading.Lock()
+FRAME_KINDS = {"WEBP": ("animated WebP", "frames"), "PNG": ("animated PNG", "frames"),
+               "TIFF": ("multi-page TIFF", "pages")}
 
-def open_checked(data: bytes, name: str, max_pixels: int | None) -> PILImage.Image:
-    """Open the header only, and refuse unsupported formats and oversized images."""
+
+@contextmanager
+def pillow_quiet() -> Iterator[None]:
+    silence_libtiff_errors()
+    with PILLOW_QUIET_LOCK, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"PIL(\.|$)")
+        warnings.filterwarnings("ignore", category=PILImage.DecompressionBombWarning)
+        yield
+
+
+@functools.cache
+def silence_libtiff_errors() -> None:
+    """Stop the libtiff that Pillow uses from printing its errors on stderr, once per process.
+
+    Pillow already silences libtiff's warnings, and a failed TIFF decode reaches us as an
+    exception that becomes the file's one-line error; libtiff's "TIFFFillStrip: Read error
+    ..." on fd 2 only repeats it. Pillow has no setting for libtiff's (process-wide) error
+    handler, so it is cleared through ctypes on the library Pillow loaded. Where libtiff is
+    linked statically (Windows wheels) it cannot be found, and its messages stay.
+    """
+    for path in _pillow_libtiffs():
+        try:
+            set_handler = ctypes.CDLL(path).TIFFSetErrorHandler
+        except (OSError, AttributeError):
+            continue
+        set_handler.argtypes, set_handler.restype = [ctypes.c_void_p], ctypes.c_void_p
+        set_handler(None)
+
+
+def _pillow_libtiffs() -> list[str]:
+    """Paths of the libtiff copies loaded in this process (Linux), or bundled with Pillow (macOS)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return sorted({line.split(None, 5)[5].strip() for line in maps
+                           if "libtiff" in line and line.count(" ") >= 5 and "/" in line})
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        return [str(p) for p in (Path(PILImage.__file__).parent / ".dylibs").glob("libtiff*.dylib")]
+    return []
+
+
+def open_checked(data: bytes, name: str, max_pixels: int | None,
+                 memory_limit: memory.MemoryLimit = None,
+                 output_scale: float = 1.0) -> PILImage.Image:
+    """Open the header only; refuse unsupported formats, oversized images and what cannot fit."""
     with PILLOW_LIMIT_LOCK:
         saved = PILImage.MAX_IMAGE_PIXELS
         PILImage.MAX_IMAGE_PIXELS = None
@@ -43,7 +102,32 @@ def open_checked(data: bytes, name: str, max_pixels: int | None) -> PILImage.Ima
             f"{name}: image is {width}x{height} ({width * height / 1e6:.1f} megapixels), over "
             f"the limit of {max_pixels / 1e6:g} megapixels that guards against decompression "
             "bombs; if you trust the file, raise the limit with --max-pixels")
+    try:
+        memory.check_fits(name, width, height, memory_limit, output_scale)
+    except NotEnoughMemory:
+        img.close()
+        raise
     return img
+
+
+def frames_note(img: PILImage.Image) -> str | None:
+    """Say that only the first frame of an animation or page of a TIFF is restored, or None."""
+    kind = FRAME_KINDS.get(str(img.format))  # not MPO: a phone JPEG's extra frames are previews
+    if kind is None:
+        return None
+    try:
+        frames = int(getattr(img, "n_frames", 1))
+    except MemoryError:
+        raise
+    except Exception:  # a broken chain of TIFF pages; the first page is checked when loaded
+        return None
+    return f"{kind[0]}: {frames} {kind[1]}, only the first was restored" if frames > 1 else None
+
+
+def out_of_memory(name: str, size: tuple[int, int]) -> NotEnoughMemory:
+    width, height = size
+    return NotEnoughMemory(f"{name}: ran out of memory decoding this {width}x{height} image; "
+                           "close other programs (or use --jobs 1) and run it again")
 
 
 def corrupt(name: str, err: BaseException) -> UnsupportedImage:

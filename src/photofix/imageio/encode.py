@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -10,6 +11,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from photofix.errors import UsageError
 
+from . import jpeg_xmp
 from .containers import write_png16, write_tiff
 from .image import Image, ImageMeta
 from .metadata import Extras, extras_for_output
@@ -32,9 +34,9 @@ def check_image(image: Image) -> None:
         shape = getattr(pixels, "shape", None)
         raise UsageError(f"{image.meta.source_name}: pixels must be an H x W x 1 or H x W x 3 "
                          f"array, not shape {shape}; fix the producing step")
-    if not np.issubdtype(pixels.dtype, np.floating):
-        raise UsageError(f"{image.meta.source_name}: pixels must be floats in [0, 1], not "
-                         f"{pixels.dtype}; fix the producing step")
+    if not (np.issubdtype(pixels.dtype, np.floating) or pixels.dtype in (np.uint8, np.uint16)):
+        raise UsageError(f"{image.meta.source_name}: pixels must be floats in [0, 1] (or finished "
+                         f"uint8/uint16), not {pixels.dtype}; fix the producing step")
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise UsageError(f"{image.meta.source_name}: image has no pixels ({pixels.shape}); "
                          "fix the producing step")
@@ -57,7 +59,14 @@ def encode_to(fp: BinaryIO, image: Image, fmt: str, quality: int | None) -> None
 
 
 def quantize(values: np.ndarray, dtype: type) -> np.ndarray:
-    """[0, 1] floats to integers, clipped and rounded to nearest (not truncated)."""
+    """[0, 1] floats to integers, clipped and rounded to nearest (not truncated).
+
+    Integers of ``dtype`` are taken as already quantized (finished pixels, see ``Image``).
+    """
+    if values.dtype == dtype:
+        return values
+    if np.issubdtype(values.dtype, np.integer):
+        values = values / np.float32(np.iinfo(values.dtype).max)
     maxval = np.iinfo(dtype).max
     out = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0).astype(np.float32, copy=False)
     np.clip(out, 0.0, 1.0, out=out)
@@ -103,12 +112,18 @@ def save_with_pillow(fp: BinaryIO, arr: np.ndarray, fmt: str, meta: ImageMeta,
         options.update(lossless=True, exact=True)  # exact: keep colour under transparent pixels
     elif fmt == "WEBP":
         options["quality"] = quality
-    if extras.xmp and fmt in ("JPEG", "WEBP"):
+    split_xmp = fmt == "JPEG" and extras.xmp is not None and len(extras.xmp) > jpeg_xmp.MAX_STANDARD
+    if extras.xmp and fmt in ("JPEG", "WEBP") and not split_xmp:
         options["xmp"] = extras.xmp
     elif extras.xmp and fmt == "PNG":
         info = PngInfo()
         info.add_itxt("XML:com.adobe.xmp", extras.xmp.decode("utf-8", "replace"))
         options["pnginfo"] = info
+    if split_xmp:  # over one APP1 segment: Extended XMP, added to what Pillow wrote
+        buffer = io.BytesIO()
+        img.save(buffer, format=fmt, **options)
+        fp.write(jpeg_xmp.with_xmp(buffer.getvalue(), extras.xmp))
+        return
     img.save(fp, format=fmt, **options)
 
 

@@ -26,11 +26,19 @@ class ImageMeta:
     quality: int | None = None  # estimated JPEG quality of a JPEG source
     subsampling: int | None = None  # JPEG source's subsampling, Pillow's -1/0/1/2
     source_name: str = "<memory>"  # path or "<stdin>", for error messages
+    note: str | None = None  # what the user should know about the read, e.g. frames left out
 
 
 @dataclass
 class Image:
-    """Pixels as float32 H x W x C in [0, 1], alpha apart (H x W) or None."""
+    """Pixels as float32 H x W x C in [0, 1], alpha apart (H x W) or None.
+
+    A step whose result goes straight to the encoder may instead hand back *finished*
+    pixels: uint8 (or uint16) holding exactly what ``encode.quantize`` makes of its
+    floats at the depth the output will be written with (an x4 upscale's float32 canvas
+    is 4x its 8-bit file). The encoder writes them as they are; steps that compute on
+    pixels need floats, so finished pixels only ever end a pipeline.
+    """
 
     pixels: np.ndarray
     alpha: np.ndarray | None
