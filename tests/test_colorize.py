@@ -1,5 +1,6 @@
-"""Colorize: DDColor-T from a checkpoint in the released layout, and the exact wiring of
-the photo's own lightness with the predicted chroma (checked against scikit-image's Lab)."""
+"""Colorize: DDColor-T from a checkpoint in the released layout, the exact wiring of the
+photo's own lightness with the predicted chroma (checked against scikit-image's Lab), and
+chroma beyond sRGB gamut-mapped so that lightness survives."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image as PILImage
 from skimage import color
 
-from photofix.colorize import colorize, colorize_image, load_colorizer, luminance_and_grey
+from photofix.colorize import colorize, colorize_image, gamut_map_chroma, load_colorizer, luminance_and_grey
 from photofix.errors import ArchitectureMismatch, ModelLoadError, UsageError
 from photofix.imageio import Image, ImageMeta, decode_image, encode_image
 from tests.helpers import kair_ffdnet_state_dict
@@ -125,8 +126,10 @@ def test_real_ddcolor_colours_a_grey_photo_keeping_its_lightness(tiny, astronaut
     assert np.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
     assert details["converted_to_grey"] is False and details["render_size"] == 64
     assert np.ptp(rgb, axis=2).max() > 0.01  # the network's chroma reached the output
+    lightness = color.rgb2lab(rgb.astype(np.float64))[..., 0]
+    assert np.abs(lightness - lightness_of_grey(grey[..., 0])).max() < 0.05  # gamut-mapped, not clipped
     # Untrained spectral norms make its chroma huge (all out of gamut); scaled down, the same
-    # chroma must leave the photo's lightness untouched wherever nothing is clipped.
+    # chroma must leave the photo's lightness untouched where it fits sRGB as predicted.
     ab = answers[0]
     assert ab.shape == (1, 2, 64, 64) and ab.dtype == torch.float32
     rgb, _ = colorize(grey, lambda x: ab, render_size=64, saturation=20.0 / float(ab.abs().max()))
@@ -285,3 +288,84 @@ def test_strip_by_strip_maths_matches_whole_image_maths(astronaut: np.ndarray, m
     strips, strip_details = colorize(photo, fake.predict_ab, render_size=64)
     assert np.array_equal(whole, strips)
     assert whole_details["converted_to_grey"] is strip_details["converted_to_grey"] is True
+
+
+# --- (d) chroma beyond sRGB: less chroma at the same L* and hue, never clipping ------
+
+
+def saturated_ab(kind: tuple[float, float] | str, size: int) -> torch.Tensor:
+    """Chroma far outside sRGB: one a, b everywhere, or "random" values up to 128."""
+    if kind == "random":
+        generator = torch.Generator().manual_seed(0)
+        return (torch.rand(1, 2, size, size, generator=generator) * 256 - 128).contiguous()
+    return torch.tensor(kind, dtype=torch.float32)[None, :, None, None].expand(1, 2, size, size).contiguous()
+
+
+def linear_rgb_reference(lab: np.ndarray) -> np.ndarray:
+    """Unclipped linear sRGB of CIE L*a*b* (D65) by the published formulas, in float64."""
+    fy = (lab[..., 0] + 16) / 116
+    f = np.stack([fy + lab[..., 1] / 500, fy, fy - lab[..., 2] / 200], axis=-1)
+    xyz = np.where(f > 6 / 29, f**3, 3 * (6 / 29) ** 2 * (f - 4 / 29)) * np.array([0.95047, 1.0, 1.08883])
+    xyz_from_rgb = np.array([[0.412453, 0.357580, 0.180423], [0.212671, 0.715160, 0.072169], [0.019334, 0.119193, 0.950227]])
+    return xyz @ np.linalg.inv(xyz_from_rgb).T
+
+
+SATURATED = [((120.0, 120.0), 1.0), ((120.0, -120.0), 1.0), ((-120.0, 120.0), 1.0), ((-120.0, -120.0), 1.0),
+             ("random", 1.0), ("random", 3.0)]
+
+
+@pytest.mark.parametrize(("kind", "saturation"), SATURATED)
+def test_saturated_chroma_keeps_lightness_through_an_8_bit_png(astronaut: np.ndarray, kind, saturation: float) -> None:
+    grey = photo_grey(astronaut, 211, 307, 255)  # full range: black and white too
+    alpha = np.linspace(0, 1, 211 * 307, dtype=np.float32).reshape(211, 307)
+    coloured, _ = colorize_image(Image(grey, alpha, meta(exif=None)), FakeChroma(saturated_ab(kind, 32)), saturation=saturation)
+    written = decode_image(encode_image(coloured, format="PNG"), name="out.png")
+    assert written.meta.bit_depth == 8 and np.abs(written.alpha - alpha).max() <= 0.5 / 255 + 1e-6
+    assert np.ptp(written.pixels, axis=2).mean() > 0.1  # still strongly coloured, not greyed out
+    error = np.abs(color.rgb2lab(written.pixels.astype(np.float64))[..., 0] - lightness_of_grey(grey[..., 0]))
+    assert error.mean() < 0.2  # L* units (0..100); 8-bit rounding alone, measured 0.04 to 0.07
+    assert_lightness_within_levels(written.pixels, grey[..., 0], levels=1, peak=255)  # every pixel
+
+
+def test_saturated_chroma_keeps_lightness_in_16_bit_output(astronaut: np.ndarray) -> None:
+    grey = photo_grey(astronaut, 121, 203, 65535)
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.round(grey[..., 0] * 65535).astype(np.uint16)).save(buffer, format="PNG")
+    coloured, _ = colorize_image(decode_image(buffer.getvalue(), name="scan.png"), FakeChroma(saturated_ab("random", 32)), 2.0)
+    written = decode_image(encode_image(coloured, format="PNG"), name="out.png")
+    assert written.meta.bit_depth == 16 and np.ptp(written.pixels, axis=2).mean() > 0.1
+    assert_lightness_within_levels(written.pixels, grey[..., 0], levels=1, peak=65535)
+
+
+def test_chroma_inside_srgb_is_left_exactly_as_predicted(astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
+    import photofix.colorize as module
+
+    lab = color.rgb2lab(np.random.default_rng(0).uniform(0.02, 0.98, (64, 64, 3))).astype(np.float32)
+    lab[0, :4] = [[0, 0, 0], [100, 0, 0], [50, 0, 0], [0.5, 0, 0]]  # greys, black and white among them
+    assert np.array_equal(gamut_map_chroma(lab[..., 0], lab[..., 1:]), lab[..., 1:])
+    grey = photo_grey(astronaut, 301, 509, 255, low=0.25, high=0.75)
+    fake = FakeChroma(gradient_ab(64))
+    mapped, _ = colorize(grey, fake.predict_ab, render_size=64)
+    monkeypatch.setattr(module, "gamut_map_chroma", lambda lightness, ab: ab)
+    unmapped, _ = colorize(grey, fake.predict_ab, render_size=64)
+    assert np.array_equal(mapped, unmapped)
+
+
+def test_out_of_gamut_chroma_goes_to_the_gamut_edge_on_its_own_hue() -> None:
+    rng = np.random.default_rng(1)
+    lightness = rng.uniform(0, 100, 2000).astype(np.float32)
+    ab = rng.uniform(-200, 200, (2000, 2)).astype(np.float32)
+    mapped = gamut_map_chroma(lightness, ab).astype(np.float64)
+    ab = ab.astype(np.float64)
+    chroma, kept = np.hypot(*ab.T), np.hypot(*mapped.T)
+    assert np.all(kept <= chroma) and kept.mean() > 20  # less chroma, but not grey
+    sine = (ab[:, 0] * mapped[:, 1] - ab[:, 1] * mapped[:, 0]) / np.maximum(chroma * kept, 1e-12)
+    assert np.abs(sine).max() < 1e-5  # the same hue angle ...
+    assert np.all((ab * mapped).sum(axis=1) >= 0)  # ... not the opposite one
+    # The reference edge: the first chroma, in steps of 0.02 along each pixel's hue, outside sRGB.
+    steps = np.arange(0, 140, 0.02)
+    hue = ab / chroma[:, None]
+    ray = np.stack(np.broadcast_arrays(lightness[:, None], hue[:, None, 0] * steps, hue[:, None, 1] * steps), axis=-1)
+    inside = ((linear_rgb_reference(ray) >= -1e-6) & (linear_rgb_reference(ray) <= 1 + 1e-6)).all(axis=-1)
+    edge = np.minimum(steps[np.argmin(inside, axis=1) - 1], chroma)
+    assert np.abs(kept - edge).max() < 140 / 2**10 + 0.03

@@ -24,7 +24,7 @@ from skimage import data
 
 from photofix.deshadow import deshadow, detect_shadows, estimate_shadow_mask, feather_mask, mask_from_array, refine_mask_edges, remove_shadow
 from photofix.deshadow_mask import decode_srgb, encode_srgb
-from photofix.errors import UsageError
+from photofix.errors import ImageError, UsageError
 from tests.helpers import psnr
 
 # photo: (crop top, left), box the shadow's centre falls in (fractions: y0, y1, x0, x1)
@@ -311,13 +311,13 @@ def test_explicit_feather_and_unchanged_cases() -> None:
 
 def test_remove_shadow_refuses_what_it_cannot_do() -> None:
     shadowed = scene("coffee", 0)["shadowed"]
-    with pytest.raises(UsageError, match="does not match"):
+    with pytest.raises(ImageError, match="does not match"):  # about this photo's mask: it fails alone
         remove_shadow(shadowed, np.zeros((10, 10), np.float32))
-    with pytest.raises(UsageError, match="no unshadowed pixels"):
+    with pytest.raises(ImageError, match="no unshadowed pixels"):
         remove_shadow(shadowed, np.ones(shadowed.shape[:2], np.float32))
     with pytest.raises(UsageError, match="float pixels"):
         remove_shadow((shadowed * 255).astype(np.uint8), np.zeros(shadowed.shape[:2], np.float32))
-    with pytest.raises(UsageError, match=r"\[0, 1\]"):
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):
         remove_shadow(shadowed, np.full(shadowed.shape[:2], 2.0, np.float32))
     with pytest.raises(UsageError, match="sensitivity"):
         estimate_shadow_mask(shadowed, sensitivity=0)
@@ -358,15 +358,16 @@ def test_mask_from_array_resizes_to_the_photo() -> None:
 
 
 def test_mask_from_array_refuses_bad_masks() -> None:
-    with pytest.raises(UsageError, match="aspect ratio"):
+    """A bad mask is this photo's problem (ImageError: it fails alone), never the command's."""
+    with pytest.raises(ImageError, match="aspect ratio"):
         mask_from_array(np.zeros((60, 60), np.uint8), (60, 80))
-    with pytest.raises(UsageError, match="aspect ratio"):
+    with pytest.raises(ImageError, match="aspect ratio"):
         mask_from_array(np.zeros((600, 809), np.uint8), (600, 800))  # 1.1 % off
-    with pytest.raises(UsageError, match=r"\[0, 1\]"):
+    with pytest.raises(ImageError, match=r"\[0, 1\]"):
         mask_from_array(np.full((6, 8), 3.0), (6, 8))
-    with pytest.raises(UsageError, match="H x W"):
+    with pytest.raises(ImageError, match="H x W"):
         mask_from_array(np.zeros((6, 8, 5)), (6, 8))
-    with pytest.raises(UsageError, match="H x W"):
+    with pytest.raises(ImageError, match="H x W"):
         mask_from_array(np.zeros(8), (6, 8))
 
 

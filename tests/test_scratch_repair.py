@@ -17,7 +17,7 @@ import torch
 from skimage import data
 from torch import nn
 
-from photofix.errors import ArchitectureMismatch, UsageError
+from photofix.errors import ArchitectureMismatch, ImageError, UsageError
 from photofix.inpaint import inpaint_classical, inpaint_masked, load_lama
 from photofix.scratch import (
     detect_scratches,
@@ -232,7 +232,7 @@ def test_empty_mask_runs_nothing() -> None:
 
 def test_bad_arguments_are_usage_errors() -> None:
     image = np.zeros((32, 32, 3), np.float32)
-    with pytest.raises(UsageError):
+    with pytest.raises(ImageError):  # a mask that does not fit its photo fails that photo alone
         inpaint_masked(image, np.zeros((16, 16), bool), inpaint_classical)
     with pytest.raises(UsageError):
         inpaint_masked(image, np.zeros((32, 32), bool), inpaint_classical, margin=2, feather=4)

@@ -11,7 +11,7 @@ from photofix.errors import UsageError
 from photofix.imageio import Image, ImageMeta
 from photofix.models import load_model
 from photofix.pipeline import Restorer, TaskParams
-from photofix.tasks import estimate_noise_sigma, finish, get_task
+from photofix.adapt import changes_size, estimate_noise_sigma, finish
 from tests.helpers import add_noise
 
 
@@ -73,7 +73,7 @@ def test_finish_resamples_to_the_final_scale() -> None:
 
 def test_unknown_task_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="denoise"):
-        get_task("sharpen")
+        changes_size("sharpen")
 
 
 def test_nan_output_in_half_precision_is_redone_in_fp32(ffdnet_weights, astronaut: np.ndarray) -> None:

@@ -182,6 +182,14 @@ def test_offline_from_environment(hub, monkeypatch):
     assert hub.calls[-1]["local_files_only"] is True
 
 
+def test_an_explicit_online_call_overrides_the_environment(hub, monkeypatch):
+    """Argument > environment: ``models download`` (offline=False) downloads even under PHOTOFIX_OFFLINE."""
+    monkeypatch.setenv("PHOTOFIX_OFFLINE", "1")
+    hub.publish("owner/repo", "w.pth", GOOD)
+    assert weights.fetch(make_entry(hub_source(), GOOD), offline=False).downloaded
+    assert hub.calls[-1]["local_files_only"] is False
+
+
 def test_import_then_offline_fetch_makes_no_hub_call(hub, home, tmp_path):
     source = hub_source()
     entry = make_entry(source, GOOD)

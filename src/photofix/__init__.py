@@ -13,6 +13,16 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
+    "make_processor": "api",
+    "restore_path": "api",
+    "plan_steps": "api",
+    "Processor": "api",
+    "TASKS": "tasks",
+    "get_task": "tasks",
+    "parse_steps": "tasks",
+    "StepRequest": "tasks",
+    "RunSettings": "tasks",
+    "Job": "pipeline",
     "Image": "imageio",
     "ImageMeta": "imageio",
     "read_image": "imageio",

@@ -22,7 +22,7 @@ undone as smoothly as it fell and no halo is drawn.
   it: about 10 % low on the rocket photo's dusk sky.
 * a region with fewer than 32 pairs (too small, or its border off the photo) takes the median
   of all the photo's pairs; with no lit band anywhere there is nothing to compare with
-  (UsageError). Gains are kept between 1 (a "shadow" lighter than its surroundings is left
+  (ImageError: that photo fails alone). Gains are kept between 1 (a "shadow" lighter than its surroundings is left
   alone) and ``max_gain``.
 
 A hard (0/1) mask, as painted by hand, first gets the edges the photo shows
@@ -58,7 +58,7 @@ from .deshadow_mask import (
     mask_from_array,
     refine_mask_edges,
 )
-from .errors import UsageError
+from .errors import ImageError, UsageError
 
 __all__ = [
     "DeshadowResult",
@@ -211,7 +211,7 @@ def _attenuations(light: np.ndarray, soft: np.ndarray, regions: np.ndarray, coun
     inside = cv2.distanceTransform(core.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     shadow_band = core & (inside <= band)
     if not lit_band.any():
-        raise UsageError("the shadow mask leaves no unshadowed pixels next to it to compare with; draw it over the shadow only")
+        raise ImageError("the shadow mask leaves no unshadowed pixels next to it to compare with; draw it over the shadow only")
 
     # band means: texture averaged out, each band over its own pixels only
     sigma = band / 3.0
@@ -235,7 +235,7 @@ def _attenuations(light: np.ndarray, soft: np.ndarray, regions: np.ndarray, coun
 
     result = np.ones((count, channels), np.float32)
     if owner.size == 0:
-        raise UsageError("the shadow mask has no full-shadow part next to unshadowed pixels; the gains cannot be measured")
+        raise ImageError("the shadow mask has no full-shadow part next to unshadowed pixels; the gains cannot be measured")
     overall = attenuation(darkening)
     order = np.argsort(owner, kind="stable")
     starts = np.searchsorted(owner[order], np.arange(count + 1))

@@ -59,7 +59,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from .errors import UsageError
+from .errors import ImageError, UsageError
 from .masks import LUMA_709, mask_from_array  # noqa: F401 - mask_from_array is part of this module's API
 from .scratch import as_image
 
@@ -443,7 +443,7 @@ def checked_image(pixels: np.ndarray) -> np.ndarray:
         raise UsageError(f"expected float pixels in [0, 1], got {values.dtype}; divide 8-bit values by 255")
     channels = as_image(values[:1, :1]).shape[2]
     if values.size == 0:
-        raise UsageError(f"the image is empty (shape {values.shape})")
+        raise ImageError(f"the image is empty (shape {values.shape})")
     return values.reshape(values.shape[0], values.shape[1], channels)
 
 
@@ -456,14 +456,14 @@ def checked_mask(mask: np.ndarray, shape: tuple[int, ...] | None = None) -> np.n
     plane = values[..., 0] if values.ndim == 3 and values.shape[2] == 1 else values
     if plane.ndim != 2 or (shape is not None and plane.shape != tuple(shape[:2])):
         wanted = "H x W" if shape is None else f"{tuple(shape[:2])}"
-        raise UsageError(f"mask shape {values.shape} does not match the photo's {wanted}; mask_from_array reads and resizes masks")
+        raise ImageError(f"mask shape {values.shape} does not match the photo's {wanted}; mask_from_array reads and resizes masks")
     if plane.dtype == bool:
         return plane.astype(np.float32)
     if not np.issubdtype(plane.dtype, np.floating):
         raise UsageError(f"expected a float mask in [0, 1], got {plane.dtype}; mask_from_array reads integer masks")
     plane = plane.astype(np.float32)
     if plane.size and (np.nanmin(plane) < -0.01 or np.nanmax(plane) > 1.01):
-        raise UsageError(f"a mask must hold values in [0, 1], not {np.nanmin(plane):.3g}..{np.nanmax(plane):.3g}")
+        raise ImageError(f"a mask must hold values in [0, 1], not {np.nanmin(plane):.3g}..{np.nanmax(plane):.3g}")
     return np.clip(np.nan_to_num(plane, nan=0.0), 0.0, 1.0)
 
 

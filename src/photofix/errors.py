@@ -37,7 +37,15 @@ class UnknownModel(UsageError, LookupError):
 # --- images ----------------------------------------------------------------
 
 
-class UnsupportedImage(PhotofixError, ValueError):
+class ImageError(PhotofixError, ValueError):
+    """This image cannot be processed as asked (its mask, its content): that file fails alone.
+
+    Algorithms raise it for bad per-image data; UsageError is for the command or call itself,
+    which would fail for every file and so ends the run before the first one.
+    """
+
+
+class UnsupportedImage(ImageError):
     """An input file that cannot be read as an image (corrupt, truncated, not an image)."""
 
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from .errors import UsageError
+from .errors import ImageError, UsageError
 from .scratch import LUMA, as_image, dilate_mask
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def _checked(pixels: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if hole.ndim == 3 and hole.shape[2] == 1:
         hole = hole[..., 0]
     if hole.shape != image.shape[:2]:
-        raise UsageError(f"mask shape {np.shape(mask)} does not match the image's {image.shape[:2]}")
+        raise ImageError(f"mask shape {np.shape(mask)} does not match the image's {image.shape[:2]}")
     return image, np.ascontiguousarray(hole, dtype=bool)
 
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from . import imageio
-from .errors import UnsupportedImage, UsageError
+from .errors import ImageError
 
 MASK_SUFFIX = "_mask"
 # Rec. 709 luminance weights: a mask drawn in colour counts by its brightness.
@@ -39,8 +39,8 @@ def load_mask(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     """
     try:
         return mask_from_array(load_mask_pixels(path), shape)
-    except UsageError as error:
-        raise UnsupportedImage(f"{path}: {error}; give a mask of the photo's shape") from error
+    except ImageError as error:
+        raise ImageError(f"{path}: {error}; give a mask of the photo's shape") from error
 
 
 def load_mask_pixels(path: Path) -> np.ndarray:
@@ -69,20 +69,20 @@ def mask_from_array(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     ``array`` may be bool, 8- or 16-bit integers, or floats in [0, 1]; grey (H x W or
     H x W x 1), RGB (its luminance is used) or with alpha (LA, RGBA: the alpha is the mask
     when it varies, else the colour). White / opaque marks the shadow. A mask whose aspect
-    ratio differs from the photo's by more than 1 % is refused (UsageError): stretching it
+    ratio differs from the photo's by more than 1 % is refused (ImageError: that photo fails alone): stretching it
     would put the shadow elsewhere.
     """
     values = np.asarray(array)
     if len(shape) < 2 or shape[0] < 1 or shape[1] < 1:
-        raise UsageError(f"the photo's shape must be (H, W[, C]), not {shape}")
+        raise ImageError(f"the photo's shape must be (H, W[, C]), not {shape}")
     h, w = int(shape[0]), int(shape[1])
     plane = _mask_plane(values)
     mh, mw = plane.shape
     if mh < 1 or mw < 1:
-        raise UsageError(f"the mask is empty (shape {values.shape})")
+        raise ImageError(f"the mask is empty (shape {values.shape})")
     mismatch = abs((mw / mh) / (w / h) - 1.0)
     if mismatch > 0.01:
-        raise UsageError(
+        raise ImageError(
             f"the mask is {mw}x{mh} px and the photo {w}x{h}: their aspect ratios differ by {mismatch:.1%}. "
             "Draw the mask on the photo itself (or a copy scaled without cropping)."
         )
@@ -102,14 +102,14 @@ def _mask_plane(values: np.ndarray) -> np.ndarray:
     elif np.issubdtype(values.dtype, np.floating):
         values = values.astype(np.float32)
         if values.size and (np.nanmin(values) < -0.01 or np.nanmax(values) > 1.01):
-            raise UsageError(f"a float mask must hold values in [0, 1], not {np.nanmin(values):.3g}..{np.nanmax(values):.3g}")
+            raise ImageError(f"a float mask must hold values in [0, 1], not {np.nanmin(values):.3g}..{np.nanmax(values):.3g}")
         values = np.nan_to_num(values, nan=0.0)
     else:
-        raise UsageError(f"cannot read a mask from an array of {values.dtype}")
+        raise ImageError(f"cannot read a mask from an array of {values.dtype}")
     if values.ndim == 2:
         return values
     if values.ndim != 3 or values.shape[2] not in (1, 2, 3, 4):
-        raise UsageError(f"a mask must be H x W, or H x W x 1/2/3/4 (grey, LA, RGB, RGBA), not {values.shape}")
+        raise ImageError(f"a mask must be H x W, or H x W x 1/2/3/4 (grey, LA, RGB, RGBA), not {values.shape}")
     channels = values.shape[2]
     if channels in (2, 4):
         alpha = values[..., -1]

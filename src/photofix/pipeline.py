@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
-from . import imageio, tasks
+from . import adapt, imageio
 from .compare import PREVIEW_SUFFIX
 from .errors import NonFiniteOutput, UsageError
 from .imageio import Image
@@ -310,7 +310,8 @@ class Restorer:
         tile_overlap: int = 32,
         min_tile: int = 0,
     ) -> None:
-        self.task = tasks.get_task(task)
+        self.task = task
+        self.changes_size = adapt.changes_size(task)
         self.model = model
         self.params = params or TaskParams()
         self.tile = tile
@@ -318,9 +319,9 @@ class Restorer:
         # Below min_tile a model's tiled output departs from its whole-image output
         # (global statistics inside the network): auto sizing never goes below it.
         self.min_tile = min_tile
-        if self.task.name == "upscale" and model.scale == 1:
+        if self.changes_size and model.scale == 1:
             raise UsageError(f"{model.source}: a 1x model cannot upscale; choose an upscaling model")
-        if not self.task.changes_size and model.scale != 1:
+        if not self.changes_size and model.scale != 1:
             raise UsageError(f"{model.source}: a {model.scale}x model changes the size; use it with 'upscale'")
 
     @property
@@ -360,25 +361,25 @@ class Restorer:
         sigma = self.params.sigma
         if self.model.takes_noise_level:
             if sigma is None:
-                sigma = tasks.estimate_noise_sigma(image.pixels)
+                sigma = adapt.estimate_noise_sigma(image.pixels)
                 details["sigma_estimated"] = True
             details["sigma"] = round(sigma, 2)
         elif sigma is not None:
             details["sigma_ignored"] = "this model is blind: it estimates the noise itself"
 
-        pixels = tasks.prepare(image, self.model.in_channels)
+        pixels = adapt.prepare(image, self.model.in_channels)
         model = self.model
-        split = tasks.per_channel(pixels.shape[2], model.in_channels)
+        split = adapt.per_channel(pixels.shape[2], model.in_channels)
 
         def run(tile):
             if split:
                 return torch.cat([model(tile[:, c : c + 1], sigma) for c in range(tile.shape[1])], dim=1)
             return model(tile, sigma)
 
-        final_scale = self.params.scale if self.task.changes_size else None
+        final_scale = self.params.scale if self.changes_size else None
         # An upscale's float canvas would dwarf the 8-bit file it becomes: finish it to those integers.
-        finishing = self.task.changes_size and self.finished_output
-        finish = tasks.finished_rows(image, final_scale, model.scale) if finishing else None
+        finishing = self.changes_size and self.finished_output
+        finish = adapt.finished_rows(image, final_scale, model.scale) if finishing else None
         try:
             result = self._run(run, pixels, on_tile, finish)
         except NonFiniteOutput:
@@ -388,9 +389,9 @@ class Restorer:
             model.use_float32()
             details["precision_fallback"] = "fp32"
             result = self._run(run, pixels, on_tile, finish)
-        if self.task.changes_size:
+        if self.changes_size:
             details["scale"] = final_scale or model.scale
-        return tasks.finish(image, result, final_scale=final_scale), details
+        return adapt.finish(image, result, final_scale=final_scale), details
 
 
 class Chain:

@@ -17,7 +17,7 @@ import numpy as np
 from .colorize import Colorizer, colorize_image
 from .deshadow import deshadow
 from .deshadow_mask import estimate_shadow_mask, mask_from_array
-from .errors import UnsupportedImage, UsageError
+from .errors import ImageError
 from .imageio import Image
 from .inpaint import InpaintFn, inpaint_masked
 from .pipeline import TileProgress
@@ -158,8 +158,8 @@ class DeshadowProcessor:
             else:
                 mask = estimate_shadow_mask(image.pixels, sensitivity=self.sensitivity) if given is None else mask_from_array(given, image.pixels.shape)
                 pixels, raw = self._relight_with_model(image.pixels, mask, on_tile), {"mask_source": "given" if given is not None else "detected"}
-        except UsageError as error:  # about this photo's mask, not the command: fail this file only
-            raise UnsupportedImage(f"{image.meta.source_name}: {error}") from error
+        except ImageError as error:  # name the photo: the mask's message may name only the mask
+            raise ImageError(f"{image.meta.source_name}: {error}") from error
         if self.mask_out is not None:
             self.mask_out(image, mask)
         details = {key: raw[key] for key in ("mask_source", "regions") if key in raw}

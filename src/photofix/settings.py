@@ -70,9 +70,10 @@ def hub_cache_path(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def offline(explicit: bool | None = None) -> bool:
-    """True when no download may be attempted (``--offline``, ``PHOTOFIX_OFFLINE``, ``HF_HUB_OFFLINE``)."""
-    if explicit is not None and explicit:
-        return True
+    """True when no download may be attempted: ``explicit`` when given (True or False), else
+    ``PHOTOFIX_OFFLINE`` / ``HF_HUB_OFFLINE``."""
+    if explicit is not None:
+        return explicit
     return _env_flag(ENV_OFFLINE) or _env_flag("HF_HUB_OFFLINE")
 
 

@@ -7,21 +7,21 @@ and exit codes. torch is imported only inside commands that run a model, so
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from dataclasses import replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .. import __version__, settings
+from .. import __version__
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError, UsageError
+from ..tasks import TASKS, OptionField, StepRequest, TaskSpec, parse_steps, preset_steps
 from .options import Common, task_command
 from .render import Reporter, reported_errors
 
@@ -59,16 +59,11 @@ def _root(
     """Restore photos with pretrained networks."""
 
 
-def run_task(
-    input: str,
-    output: str,
-    common: Common,
-    steps: list[tuple[str, Common, dict[str, Any]]],
-) -> None:
+def run_task(input: str, output: str, common: Common, requests: list[Any]) -> None:
     """Shared body of every task command and of ``restore``: plan the steps, then run them over the files.
 
-    ``steps`` holds (task, the options shared by the run with this step's model/weights, the
-    task's own options); one step is a task command, several a chain.
+    ``requests`` are the steps (``StepRequest``: a task, its own options, and in a chain its
+    model/weights); one request is a task command, several a chain.
     """
     global _interrupt_reported
     reporter = Reporter(json_mode=common.json, quiet=common.quiet, verbose=common.verbose)
@@ -84,7 +79,7 @@ def run_task(
 
     _interrupt_on_sigterm()
     try:
-        summary, interrupted = _run_files(input, output, common, steps, reporter)
+        summary, interrupted = _run_files(input, output, common, requests, reporter)
     except KeyboardInterrupt:  # while loading code or planning, before the first file
         summary, interrupted = {}, True
     if interrupted:
@@ -95,114 +90,49 @@ def run_task(
     raise typer.Exit(EXIT_SOME_FAILED if summary["failed"] else EXIT_OK)
 
 
-def _run_files(
-    input: str, output: str, common: Common, steps: list[tuple[str, Common, dict[str, Any]]], reporter: Reporter
-) -> tuple[dict[str, Any], bool]:
-    """Plan, check the output folders, then process every file: (the summary, whether it was interrupted)."""
-    from ..batch import remove_stale_temps, run_jobs
-    from ..compare import preview_path
-    from ..pipeline import Chain, check_output_folders, plan_jobs
-    from ..provenance import Recipe
-    from .processors import plan_step
+def _run_files(input: str, output: str, common: Common, requests: list[Any], reporter: Reporter) -> tuple[dict[str, Any], bool]:
+    """Run the library's ``restore_path`` and render it: (the summary, whether it was interrupted)."""
+    from .. import restore_path
 
+    started, total = False, 0
+
+    def start(files: int) -> None:
+        nonlocal started, total
+        started, total = True, files
+        reporter.start(files)
+
+    results = restore_path(
+        None, input, output, steps=requests,
+        model=common.model, weights=common.weights, tier=common.tier.value if common.tier else None,
+        device=common.device, precision=common.precision.value, tile=common.tile, tile_overlap=common.tile_overlap,
+        offline=common.offline or None, threads=common.threads,
+        recursive=common.recursive, format=common.format.pillow_name if common.format else None, suffix=common.suffix,
+        quality=common.quality, force=common.force, dry_run=common.dry_run, preview=common.preview,
+        include=common.include or (), exclude=common.exclude or (), fail_fast=common.fail_fast,
+        max_pixels=common.max_pixels or None, memory_limit=common.memory_limit, jobs=common.jobs,
+        read_stdin=sys.stdin.buffer.read, write_stdout=_write_stdout,
+        on_event=reporter.event, on_start=start, on_file_start=reporter.file_started, on_tile=reporter.tile_done,
+    )
     with reported_errors(reporter):
-        fmt = common.format.pillow_name if common.format else None
-        jobs = plan_jobs(input, output, recursive=common.recursive, output_format=fmt, suffix=common.suffix,
-                         include=common.include or (), exclude=common.exclude or ())
-        planned = [plan_step(task, step_common, options, reporter) for task, step_common, options in steps]
-        if not common.dry_run:
-            check_output_folders(jobs)
-            outputs = [job.output for job in jobs if job.output is not None]
-            removed = remove_stale_temps([*outputs, *map(preview_path, outputs)])
-            if removed:
-                reporter.note(f"removed {len(removed)} temporary file(s) left by an earlier run that was killed")
-        recipe = Recipe(tuple(p.step for p in planned), output_format=fmt, quality=common.quality)
-
-        def build() -> Any:
-            if len(planned) == 1:
-                return planned[0].build()
-            return Chain([(p.step.task, p.build()) for p in planned])
-
-        reporter.start(len(jobs))
         interrupted = False
         try:
-            for result in run_jobs(
-                jobs,
-                build,
-                force=common.force,
-                dry_run=common.dry_run,
-                output_format=fmt,
-                quality=common.quality,
-                max_pixels=common.max_pixels or None,
-                memory_limit=common.memory_limit,
-                # an upscale model is x4 whatever the final --scale: its canvas sets the peak
-                output_scale=max((max(4.0, p.step.params.get("scale") or 4.0) for p in planned if p.step.task == "upscale"),
-                                 default=1.0),
-                read_stdin=sys.stdin.buffer.read,
-                write_stdout=_write_stdout,
-                on_file_start=reporter.file_started,
-                on_tile=reporter.tile_done,
-                fail_fast=common.fail_fast,
-                history=_run_log(output, jobs, reporter),
-                recipe=recipe,
-                after_write=_preview_writer() if common.preview else None,
-                jobs_in_flight=common.jobs or _default_jobs(common),
-            ):
+            for result in results:
                 reporter.result(result)
         except KeyboardInterrupt:
+            if not started:
+                raise
             _ignore_further_signals()
             interrupted = True
         except PhotofixError:
-            reporter.finish()
+            if started:
+                reporter.finish()
             raise
         summary = reporter.finish(interrupted=interrupted)
-        left = len(jobs) - sum(summary[k] for k in ("done", "skipped", "failed", "planned"))
+        left = total - sum(summary[k] for k in ("done", "skipped", "failed", "planned"))
         if common.fail_fast and summary["failed"] and left > 0:
             reporter.error(f"stopped at the first failure (--fail-fast); {left} file(s) not processed")
     return summary, interrupted
 
-
-def _default_jobs(common: Common) -> int:
-    """Overlap I/O only when cores are left over: on a CPU run using every core it measured no faster
-    (benchmarks/bench_jobs_overlap.py), and the reading threads slowed the model."""
-    from ..models import resolve_device
-
-    threads = settings.threads(common.threads)
-    spare_cores = threads is not None and threads < (os.cpu_count() or 1)
-    return 2 if resolve_device(common.device).type != "cpu" or spare_cores else 1
-
-
-def _run_log(output: str, jobs: list[Any], reporter: Reporter) -> Any:
-    """``OUTPUT/.photofix/runs.jsonl`` for a folder run, the output file's folder for one file, none for stdout.
-
-    Read now, so a damaged log is reported once, before the first file.
-    """
-    from ..provenance import RunLog
-
-    if output == "-":
-        return None
-    log = RunLog(Path(output).parent if len(jobs) == 1 and jobs[0].output == Path(output) else Path(output))
-    log.records()
-    for warning in log.warnings:
-        reporter.note(warning)
-    return log
-
-
-def _preview_writer() -> Callable[[Any, Any, Any], None]:
-    """``--preview``: a small before/after JPEG beside each output, NAME.preview.jpg."""
-    from ..compare import preview, preview_path
-    from ..imageio import atomic
-
-    def write(job: Any, before: Any, after: Any) -> None:
-        from PIL import Image as PILImage
-
-        if job.output is None:
-            return
-        target = preview_path(job.output)
-        picture = PILImage.fromarray(preview(before, after))
-        atomic.write_file(target, lambda fp: picture.save(fp, format="JPEG", quality=85))
-
-    return write
 
 
 # After the first interrupt, later ones are ignored this long: the run is stopping (the file under
@@ -257,211 +187,55 @@ def _write_stdout(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-# --- task commands -------------------------------------------------------------------
+# --- task commands: generated from each task's spec -----------------------------------
 
 
-@task_command(
-    app,
-    "denoise",
-    "Remove noise and grain. Non-blind models (FFDNet, DRUNet) use --sigma, estimated from the image when not given.",
-)
-def denoise(
-    input: str,
-    output: str,
-    common: Common,
-    sigma: Annotated[
-        Optional[float],
-        typer.Option(
-            min=0.0,
-            max=255.0,
-            help="Noise level (std. dev. on the 0-255 scale) for non-blind models. Default: estimated per image and reported.",
-            rich_help_panel="Task",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Remove sensor noise and film grain.
-
-    Examples: photofix denoise noisy.jpg clean.jpg   ·   photofix denoise -r scans/ clean/ --sigma 15
-    """
-    run_task(input, output, common, [("denoise", common, {"sigma": sigma})])
+def _typer_option(item: OptionField) -> tuple[Any, Any]:
+    """(annotation, default) that declares one task option for Typer, from its spec."""
+    spec = item.spec
+    how: dict[str, Any] = {"help": spec.help, "rich_help_panel": "Task"}
+    if item.default is None:
+        how["show_default"] = False
+    if item.kind is bool:
+        return Annotated[bool, typer.Option(item.flag, **how)], item.default
+    kind: Any = item.kind
+    default = item.default
+    if spec.choices:
+        kind = Enum(f"{item.name.title()}Choice", {c: c for c in spec.choices}, type=str)
+        default = None if default is None else kind(default)
+    if spec.low is not None:
+        how["min"] = spec.low
+    if spec.high is not None:
+        how["max"] = spec.high
+    if kind is Path:
+        how["exists"] = spec.must_exist
+        how["file_okay"] = not spec.folder
+    return Annotated[Optional[kind] if item.optional else kind, typer.Option(**how)], default
 
 
-class BlurKind(str, Enum):
-    motion = "motion"
-    defocus = "defocus"
+def _register_task(spec: TaskSpec) -> None:
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    own = []
+    for item in spec.option_fields():
+        annotation, default = _typer_option(item)
+        own.append(inspect.Parameter(item.name, keyword, default=default, annotation=annotation))
+
+    def command(input: str, output: str, common: Common, **values: Any) -> None:
+        options = {name: getattr(value, "value", value) for name, value in values.items()}  # enums to their text
+        run_task(input, output, common, [StepRequest(spec.name, options)])
+
+    plain = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter("input", plain), inspect.Parameter("output", plain), inspect.Parameter("common", plain), *own]
+    )
+    command.__doc__ = spec.description
+    command.__name__ = spec.name.replace("-", "_")
+    task_command(app, spec.name, spec.summary)(command)
 
 
-@task_command(app, "deblur", "Remove motion blur (NAFNet, GoPro-trained) or, with --kind defocus, missed focus.")
-def deblur(
-    input: str,
-    output: str,
-    common: Common,
-    kind: Annotated[
-        BlurKind,
-        typer.Option(help="motion (shake, moving subjects) or defocus (missed focus; non-commercial model only).", rich_help_panel="Task"),
-    ] = BlurKind.motion,
-) -> None:
-    """Remove motion blur, or defocus blur with --kind defocus.
+for _spec in TASKS.values():
+    _register_task(_spec)
 
-    Examples: photofix deblur shaky.jpg sharp.jpg   ·   photofix deblur -r trip/ sharp/ --tier fast
-    """
-    run_task(input, output, common, [("deblur", common, {"kind": kind.value})])
-
-
-@task_command(app, "derain", "Remove rain streaks. Its only model is non-commercial: opt in with --model restormer-derain.")
-def derain(input: str, output: str, common: Common) -> None:
-    """Remove rain streaks.
-
-    Example: photofix derain street.jpg clear.jpg --model restormer-derain
-    """
-    run_task(input, output, common, [("derain", common, {})])
-
-
-@task_command(app, "upscale", "Enlarge with a super-resolution network (4x by default).")
-def upscale(
-    input: str,
-    output: str,
-    common: Common,
-    scale: Annotated[
-        Optional[float],
-        typer.Option(
-            min=1.0,
-            max=16.0,
-            help="Final scale factor. The model's own factor is used, then resampled to this one if it differs.",
-            rich_help_panel="Task",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Enlarge photos with a super-resolution model.
-
-    Examples: photofix upscale small.png big.png   ·   photofix upscale photos/ big/ --scale 2 --tier fast
-    """
-    run_task(input, output, common, [("upscale", common, {"scale": scale})])
-
-
-@task_command(app, "colorize", "Colour black-and-white photos with DDColor, keeping the original's full-resolution detail.")
-def colorize(
-    input: str,
-    output: str,
-    common: Common,
-    render_size: Annotated[
-        Optional[int],
-        typer.Option(
-            min=32,
-            max=2048,
-            help="Square size the model sees the photo at (a multiple of 32). Default: the model's training size "
-            "(256). Larger can give finer colour regions, at 4x the time per doubling; detail always comes from the original.",
-            rich_help_panel="Task",
-            show_default=False,
-        ),
-    ] = None,
-    saturation: Annotated[
-        float,
-        typer.Option(min=0.0, max=3.0, help="Scale the predicted colour (1.0 = the model's, 0 = grey, 1.2 = livelier).", rich_help_panel="Task"),
-    ] = 1.0,
-) -> None:
-    """Colour black-and-white (or faded) photos; colour inputs are made grey first.
-
-    Chroma is predicted at --render-size and laid under the original luminance, so the
-    output has the input's full resolution and tonal detail (16-bit stays 16-bit).
-
-    Examples: photofix colorize grandma.tif grandma_colour.tif   ·   photofix colorize -r scans/ colour/ --saturation 1.2
-    """
-    run_task(input, output, common, [("colorize", common, {"render_size": render_size, "saturation": saturation})])
-
-
-@task_command(app, "scratch-repair", "Find scratches, dust and spots on old prints, then fill them in (LaMa), touching nothing else.")
-def scratch_repair(
-    input: str,
-    output: str,
-    common: Common,
-    mask: Annotated[
-        Optional[Path],
-        typer.Option(
-            exists=True,
-            help="Your own damage mask (white = repair) instead of detection: one image file, or a folder of masks "
-            "named like the photos (photo.png or photo_mask.png).",
-            rich_help_panel="Task",
-            show_default=False,
-        ),
-    ] = None,
-    mask_out: Annotated[
-        Optional[Path],
-        typer.Option(help="Also write each mask used to this folder as NAME_mask.png, to check or retouch it.",
-                     rich_help_panel="Task", show_default=False, file_okay=False),
-    ] = None,
-    threshold: Annotated[
-        Optional[float],
-        typer.Option(
-            min=0.001,
-            max=1.0,
-            help="Detection cut: the learned detector's scratch probability (default 0.4; lower finds more), or for "
-            "--model classical the least local contrast of a scratch (default: adapted to each photo).",
-            rich_help_panel="Task",
-            show_default=False,
-        ),
-    ] = None,
-    dilate: Annotated[
-        int,
-        typer.Option(min=0, max=50, help="Grow the mask by N px so scratch rims are repaired too.", rich_help_panel="Task"),
-    ] = 2,
-) -> None:
-    """Repair scratches, dust and spots: detect them, then inpaint only there.
-
-    The learned path (scratch UNet of "Bringing Old Photos Back to Life" + big-LaMa) downloads
-    about 660 MB once; --model classical (a line/spot detector and OpenCV inpainting) needs no
-    download and is used automatically when offline without cached weights. Pixels outside the
-    mask are never changed.
-
-    Examples: photofix scratch-repair scan.tif fixed.tif --mask-out masks/   ·   photofix scratch-repair -r box/ fixed/ --model classical
-    """
-    options = {"mask": mask, "mask_out": mask_out, "threshold": threshold, "dilate": dilate}
-    run_task(input, output, common, [("scratch-repair", common, options)])
-
-
-@task_command(app, "deshadow", "Lighten cast shadows: found automatically (or from --mask) and relit by the light measured across their edge.")
-def deshadow(
-    input: str,
-    output: str,
-    common: Common,
-    mask: Annotated[
-        Optional[Path],
-        typer.Option(exists=True, help="Your own shadow mask (white = shadow, grey = penumbra): one image file, or a "
-                     "folder of masks named like the photos (photo.png or photo_mask.png).", rich_help_panel="Task",
-                     show_default=False),
-    ] = None,
-    mask_out: Annotated[
-        Optional[Path],
-        typer.Option(help="Also write each shadow mask used to this folder as NAME_mask.png.", rich_help_panel="Task",
-                     show_default=False, file_okay=False),
-    ] = None,
-    sensitivity: Annotated[
-        float,
-        typer.Option(min=0.1, max=10.0, help="Detection sensitivity: above 1 finds fainter shadows (and more dark "
-                     "objects), below 1 only clear ones.", rich_help_panel="Task"),
-    ] = 1.0,
-    match_texture: Annotated[
-        bool,
-        typer.Option("--match-texture", help="Also match the relit area's noise to the lit side's (less amplified grain).",
-                     rich_help_panel="Task"),
-    ] = False,
-) -> None:
-    """Remove cast shadows from photos of surfaces, documents and scenes lit by sun or lamps.
-
-    Classical by default (no download). Once 'photofix models download shadowformer-istd-plus'
-    has fetched it, the ShadowFormer network (MIT) relights the masked shadows instead;
-    --model classical keeps the classical method.
-
-    Works best on shadows falling on fairly uniform surfaces (walls, paper, ground, skin);
-    it cannot tell a shadow from a dark object of the same colour, and it does not help at
-    night. Give --mask for exact control; check --mask-out on photos that matter.
-
-    Examples: photofix deshadow doc.jpg clean.jpg   ·   photofix deshadow photo.jpg out.jpg --mask shadow.png
-    """
-    options = {"mask": mask, "mask_out": mask_out, "sensitivity": sensitivity, "match_texture": match_texture}
-    run_task(input, output, common, [("deshadow", common, options)])
 
 
 @task_command(app, "restore", "Run several tasks in one pass (--steps or --preset): read once, each model loaded once, written once.")
@@ -498,8 +272,6 @@ def restore(
     photofix restore photo.jpg out.jpg --steps "denoise:sigma=15,upscale:scale=2"   ·
     photofix restore -r box/ out/ --steps "scratch-repair:model=classical,colorize:saturation=1.2"
     """
-    from ..steps import parse_steps, preset_steps
-
     reporter = Reporter(quiet=common.quiet)
     try:
         if (steps is None) == (preset is None):
@@ -510,8 +282,7 @@ def restore(
     except UsageError as error:
         reporter.error(str(error))
         raise typer.Exit(EXIT_USAGE) from None
-    chain = [(r.task, replace(common, model=r.model, weights=r.weights), r.task_options) for r in requests]
-    run_task(input, output, common, chain)
+    run_task(input, output, common, requests)
 
 
 def _register_models() -> None:

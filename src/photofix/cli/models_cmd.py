@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EXIT_OK, EXIT_WEIGHTS, WeightsError
-from ..manifest import ModelEntry
+from ..store import ModelEntry
 from .render import Reporter, make_console, reported_errors
 
 models_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -46,8 +46,8 @@ def list_models(
 
     Non-commercial licences are shown in red; the defaults (★) are always free for commercial use.
     """
-    from ..manifest import load_manifest
-    from ..weights import cached_path
+    from ..store import load_manifest
+    from ..store import cached_path
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -105,8 +105,8 @@ def list_models(
 @models_app.command("download")
 def download(ids: IdsArg) -> None:
     """Download models into the cache and check their sha256 (needs network)."""
-    from ..manifest import load_manifest
-    from ..models import fetch_checked as fetch
+    from ..store import load_manifest
+    from ..store import download as fetch
 
     reporter = Reporter()
     failed = False
@@ -130,8 +130,9 @@ def download(ids: IdsArg) -> None:
 @models_app.command("verify")
 def verify(ids: Annotated[Optional[list[str]], typer.Argument(metavar="[ID...]", help="Default: every cached model.", show_default=False)] = None) -> None:
     """Re-hash cached weights and compare with the manifest (or the hash recorded on first use)."""
-    from ..manifest import load_manifest
-    from ..weights import cached_path, verify as verify_entry
+    from ..store import load_manifest
+    from ..store import cached_path
+    from ..store import verify as verify_entry
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -160,8 +161,8 @@ def verify(ids: Annotated[Optional[list[str]], typer.Argument(metavar="[ID...]",
 @models_app.command("path")
 def path(model_id: Annotated[str, typer.Argument(metavar="ID", help="A model id.")]) -> None:
     """Print where a cached model's file is (exit code 3 if it is not cached)."""
-    from ..manifest import load_manifest
-    from ..weights import cached_path
+    from ..store import load_manifest
+    from ..store import cached_path
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -184,14 +185,13 @@ def import_(
     with no published sha256 takes the first file that loads (as data, never as code) as
     its architecture, and records that file's hash; 'photofix models forget ID' undoes it.
     """
-    from ..manifest import load_manifest
-    from ..models import import_weights
-    from ..weights import trust_file
+    from ..store import load_manifest
+    from ..store import import_file, trust_file
 
     reporter = Reporter()
     with reported_errors(reporter):
         entry = load_manifest().get(model_id)
-        placed = import_weights(entry, file)
+        placed = import_file(entry, file)
     reporter.info(f"[green]imported[/green] {model_id} → {escape(str(placed))}")
     if not entry.verified:
         reporter.note(
@@ -209,8 +209,8 @@ def forget(ids: IdsArg) -> None:
     then download or import the right one. Records live in trusted_hashes.json under
     PHOTOFIX_HOME (default ~/.cache/photofix); 'photofix models path ID' shows the file.
     """
-    from ..manifest import load_manifest
-    from ..weights import forget as forget_entry
+    from ..store import load_manifest
+    from ..store import forget as forget_entry
 
     reporter = Reporter()
     with reported_errors(reporter):

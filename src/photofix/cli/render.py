@@ -27,7 +27,7 @@ from .. import settings
 from ..errors import PhotofixError
 
 if TYPE_CHECKING:
-    from ..pipeline import FileResult, Job
+    from ..api import FileResult, Job
 
 _STYLE = {"done": "green", "skipped": "yellow", "failed": "bold red", "planned": "cyan"}
 
@@ -100,6 +100,10 @@ class Reporter:
     def detail(self, text: str) -> None:
         if self.verbose and not self.quiet:
             self.err.print(f"[dim]{escape(printable(text))}[/dim]")
+
+    def event(self, kind: str, text: str) -> None:
+        """The library's messages (``on_event``): info, note or detail."""
+        {"info": self.info, "note": self.note}.get(kind, self.detail)(text)
 
     def note(self, text: str) -> None:
         """Something the user should know even in --json mode (on stderr)."""

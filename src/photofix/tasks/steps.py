@@ -2,9 +2,9 @@
 
 ``"scratch-repair,denoise:model=scunet-real:sigma=15,upscale:scale=2"``: steps are
 separated by commas, a step's options by colons, each option ``key=value``. The keys are
-the task's own command-line options (``render-size`` and ``render_size`` both work) plus
-``model`` and ``weights``. Values are checked here, before anything loads, so a typo in
-the fifth step fails at once with the step named.
+the task's own options as its spec declares them (``render-size`` and ``render_size`` both
+work) plus ``model`` and ``weights``. Values are checked here, before anything loads, so a
+typo in the fifth step fails at once with the step named.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UsageError
-from .tasks import TASKS
+from ..errors import UsageError
 
 PRESETS: dict[str, str] = {
     # Damage first (inpainting works best on the original grain), then grain, then colour
@@ -27,28 +26,6 @@ PRESETS: dict[str, str] = {
 }
 
 
-def _number(kind: type, low: float, high: float) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise ValueError(f"must be {'a whole number' if kind is int else 'a number'} from {low:g} to {high:g}") from None
-        if not low <= value <= high:
-            raise ValueError(f"must be between {low:g} and {high:g}")
-        return value
-
-    return convert
-
-
-def _choice(*names: str) -> Callable[[str], str]:
-    def convert(text: str) -> str:
-        if text not in names:
-            raise ValueError(f"must be one of {', '.join(names)}")
-        return text
-
-    return convert
-
-
 def _existing_path(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.exists():
@@ -56,32 +33,14 @@ def _existing_path(text: str) -> Path:
     return path
 
 
-def _folder(text: str) -> Path:
-    return Path(text).expanduser()
-
-
-def _flag(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
 _MODEL_OPTIONS: dict[str, Callable[[str], Any]] = {"model": str, "weights": _existing_path}
 
-# The task's own options, with the ranges the task commands accept.
-STEP_OPTIONS: dict[str, dict[str, Callable[[str], Any]]] = {
-    "denoise": {"sigma": _number(float, 0, 255)},
-    "deblur": {"kind": _choice("motion", "defocus")},
-    "derain": {},
-    "upscale": {"scale": _number(float, 1, 16)},
-    "colorize": {"render_size": _number(int, 32, 2048), "saturation": _number(float, 0, 3)},
-    "scratch-repair": {"mask": _existing_path, "mask_out": _folder, "threshold": _number(float, 0.001, 1), "dilate": _number(int, 0, 50)},
-    "deshadow": {"mask": _existing_path, "mask_out": _folder, "sensitivity": _number(float, 0.1, 10), "match_texture": _flag},
-}
-assert set(STEP_OPTIONS) == set(TASKS), "every task needs its step options"
+
+def _step_options(task: str) -> dict[str, Callable[[str], Any]]:
+    """The keys a step of ``task`` takes, each with its converter: model, weights and the task's own options."""
+    from . import get_task
+
+    return {**_MODEL_OPTIONS, **{f.name: f.check for f in get_task(task).option_fields()}}
 
 
 @dataclass(frozen=True)
@@ -113,10 +72,12 @@ def parse_steps(text: str) -> list[StepRequest]:
 
 
 def _parse_step(text: str, number: int) -> StepRequest:
+    from . import TASKS
+
     task, *pairs = (p.strip() for p in text.split(":"))
     if task not in TASKS:
         raise UsageError(f"step {number} {task!r}: unknown task; choose from {', '.join(TASKS)}")
-    allowed = {**_MODEL_OPTIONS, **STEP_OPTIONS[task]}
+    allowed = _step_options(task)
     options: dict[str, Any] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -1,15 +1,16 @@
-"""The task table and each task's work before and after the model.
+"""Images to models and back: each network task's work before and after the model.
 
-A task turns an ``Image`` into the array the model wants (``prepare``) and the
+A network task turns an ``Image`` into the array the model wants (``prepare``) and the
 model's output back into an ``Image`` (``finish``): grey sources are run as RGB
 and written back grey, alpha is carried (resized when the task changes the
-size), and upscale resamples to a requested final scale.
+size), and upscale resamples to a requested final scale. The tasks themselves
+(options, help, planning) live in ``photofix.tasks``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -20,30 +21,16 @@ from .imageio.encode import quantize
 # ITU-R BT.601 luma weights: how grey is recovered from a colour model's output.
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
-
-@dataclass(frozen=True)
-class Task:
-    name: str
-    summary: str
-    changes_size: bool = False
+# The tasks run by one image-to-image network (``pipeline.Restorer``): does the model change the size?
+NETWORK_TASKS: dict[str, bool] = {"denoise": False, "deblur": False, "derain": False, "upscale": True}
 
 
-TASKS: dict[str, Task] = {
-    "denoise": Task("denoise", "Remove sensor noise and grain."),
-    "deblur": Task("deblur", "Remove motion blur (camera shake, moving subjects)."),
-    "derain": Task("derain", "Remove rain streaks."),
-    "upscale": Task("upscale", "Enlarge with a super-resolution network.", changes_size=True),
-    "colorize": Task("colorize", "Colour black-and-white photos (chroma predicted, original luminance kept)."),
-    "scratch-repair": Task("scratch-repair", "Find scratches, dust and spots, then inpaint them."),
-    "deshadow": Task("deshadow", "Lighten cast shadows by the light measured across their edge."),
-}
-
-
-def get_task(name: str) -> Task:
+def changes_size(task: str) -> bool:
+    """Whether ``task`` enlarges the image; UsageError for a task no single network runs."""
     try:
-        return TASKS[name]
+        return NETWORK_TASKS[task]
     except KeyError:
-        raise UsageError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
+        raise UsageError(f"{task!r} is not run by one network; choose one of {', '.join(NETWORK_TASKS)}") from None
 
 
 def prepare(image: Image, model_channels: int) -> np.ndarray:

@@ -1,0 +1,84 @@
+"""What every task's planner needs: the model's recorded hash, device, threads, notices, mask hooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from .. import settings
+from .spec import Notify, RunSettings
+
+
+def entry_hash(entry: Any) -> str | None:
+    """The hash provenance records: of the cached file itself (verified now), else the expected one."""
+    from ..weights import verified_sha256
+
+    return verified_sha256(entry)
+
+
+def file_hash(path: Path) -> str:
+    from ..weights import sha256_file
+
+    return sha256_file(path)
+
+
+def device(run: RunSettings) -> Any:
+    from ..models import resolve_device
+
+    return resolve_device(run.device)
+
+
+def set_threads(threads: int | None) -> None:
+    import torch
+
+    count = settings.threads(threads)
+    if count:
+        torch.set_num_threads(count)
+
+
+def announce_entry(entry: Any, run: RunSettings, notify: Notify) -> bool:
+    """Licence note and download notice before a manifest model is fetched; returns offline."""
+    from ..weights import cached_path
+
+    offline = settings.offline(run.offline)
+    if not entry.commercial_use:
+        notify("note", f"{entry.id} is licensed for non-commercial use only ({entry.license})")
+    if not offline and cached_path(entry) is None:
+        size = f" ({entry.size_bytes / 1e6:.0f} MB)" if entry.size_bytes else ""
+        notify("info", f"downloading {entry.id}{size}, once; later runs use the cached copy")
+    notify("detail", f"model {entry.id} ({entry.arch}, {entry.license})")
+    return offline
+
+
+def announce_hash(entry: Any, recorded_now: bool, sha256: str | None, notify: Notify) -> None:
+    if recorded_now:
+        notify("note", f"{entry.id} has no published sha256; recorded {sha256} and will insist on it from now on")
+
+
+def fetch_announced(entry: Any, run: RunSettings, notify: Notify) -> Any:
+    """The entry's weights file, fetched (first-use hashes only for the right architecture) and announced."""
+    from ..models import fetch_checked
+
+    fetched = fetch_checked(entry, offline=announce_entry(entry, run, notify))
+    announce_hash(entry, fetched.first_use_hash, fetched.sha256, notify)
+    return fetched
+
+
+def tier(run: RunSettings) -> str | None:
+    return run.tier
+
+
+def mask_hooks(mask: Path | None, mask_out: Path | None) -> tuple[Callable[[Any], Any], Callable[[Any, Any], None]]:
+    """A mask option (a file, or a folder matched by photo name) and mask_out as per-image callbacks."""
+    from ..masks import find_mask, load_mask, save_mask
+
+    def user_mask(image: Any) -> Any:
+        found = find_mask(mask, image.meta.source_name) if mask is not None else None
+        return None if found is None else load_mask(found, image.pixels.shape)
+
+    def export(image: Any, used: Any) -> None:
+        if mask_out is not None:
+            save_mask(used, mask_out, image.meta.source_name)
+
+    return user_mask, export

@@ -1,0 +1,108 @@
+"""deshadow: lighten cast shadows, found automatically (or from a mask) and relit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import UsageError
+from ..provenance import Step
+from ._shared import device, entry_hash, fetch_announced, file_hash, mask_hooks, set_threads
+from .spec import Notify, PlannedStep, RunSettings, TaskSpec, option
+
+
+@dataclass(frozen=True)
+class DeshadowOptions:
+    mask: Optional[Path] = option(
+        None, "Your own shadow mask (white = shadow, grey = penumbra): one image file, or a folder of masks named "
+        "like the photos (photo.png or photo_mask.png).", must_exist=True,
+    )
+    mask_out: Optional[Path] = option(
+        None, "Also write each shadow mask used to this folder as NAME_mask.png.", folder=True, in_record=False,
+    )
+    sensitivity: float = option(
+        1.0, "Detection sensitivity: above 1 finds fainter shadows (and more dark objects), below 1 only clear ones.",
+        low=0.1, high=10.0,
+    )
+    match_texture: bool = option(False, "Also match the relit area's noise to the lit side's (less amplified grain).")
+
+
+def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedStep:
+    from ..manifest import load_manifest
+    from ..restorers import DeshadowProcessor
+    from ..weights import cached_path
+
+    recorded = SPEC.recorded(options)
+    hooks = mask_hooks(options.mask, options.mask_out)
+
+    def processor(**learned: Any) -> DeshadowProcessor:
+        return DeshadowProcessor(options.sensitivity, options.match_texture, *hooks, **learned)
+
+    def classical(note: str | None = None) -> PlannedStep:
+        def build() -> Any:
+            if note:
+                notify("note", note)
+            notify("detail", "deshadow: classical; shadow mask from darkness and colour cues, relit by measured gains")
+            return processor()
+
+        return PlannedStep(Step("deshadow", "classical", None, recorded), build)
+
+    if run.model == "classical":
+        return classical()
+    if run.weights is not None:
+        weights = run.weights
+
+        def build_file() -> Any:
+            from ..models import load_masked_model
+
+            set_threads(run.threads)
+            model = load_masked_model(weights, expected_arch="ShadowFormer", device=device(run), precision="fp32")
+            return processor(model=model, model_label=weights.name)
+
+        return PlannedStep(Step("deshadow", weights.name, file_hash(weights), recorded), build_file)
+
+    learned = load_manifest().for_task("deshadow")
+    entry = next((e for e in learned if e.id == run.model), None) if run.model else learned[0] if learned else None
+    if run.model and entry is None:
+        raise UsageError(f"unknown deshadow model {run.model!r}; choose 'classical' or one of: {', '.join(e.id for e in learned)}")
+    if entry is None or (not run.model and cached_path(entry) is None):
+        # The learned model is the default only once it is cached: its weights live on Google
+        # Drive, so photofix never starts a download nobody asked for.
+        return classical(None if entry is None else
+                         f"using the classical deshadow method; for the learned one run 'photofix models download {entry.id}' once")
+
+    def build() -> Any:
+        from ..models import load_masked_model
+
+        set_threads(run.threads)
+        where = device(run)
+        fetched = fetch_announced(entry, run, notify)
+        model = load_masked_model(fetched.path, expected_arch=entry.arch, device=where, precision="fp32")
+        extra = {} if run.tile_side is None else {"tile": run.tile_side}
+        notify("detail", f"deshadow: model {entry.id} on {where}, mask from {'--mask' if options.mask else 'the classical detector'}")
+        overlap = entry.tile_overlap if run.tile_overlap is None else run.tile_overlap
+        return processor(model=model, model_label=entry.id, overlap=overlap, **extra)
+
+    return PlannedStep(Step("deshadow", entry.id, entry_hash(entry), recorded), build)
+
+
+SPEC = TaskSpec(
+    name="deshadow",
+    summary="Lighten cast shadows: found automatically (or from --mask) and relit by the light measured across their edge.",
+    description="""Remove cast shadows from photos of surfaces, documents and scenes lit by sun or lamps.
+
+    Classical by default (no download). Once 'photofix models download shadowformer-istd-plus'
+    has fetched it, the ShadowFormer network (MIT) relights the masked shadows instead;
+    --model classical keeps the classical method.
+
+    Works best on shadows falling on fairly uniform surfaces (walls, paper, ground, skin);
+    it cannot tell a shadow from a dark object of the same colour, and it does not help at
+    night. Give --mask for exact control; check --mask-out on photos that matter.
+
+    Examples: photofix deshadow doc.jpg clean.jpg   ·   photofix deshadow photo.jpg out.jpg --mask shadow.png""",
+    options=DeshadowOptions,
+    plan=plan,
+)
+
+__all__ = ["SPEC", "DeshadowOptions"]

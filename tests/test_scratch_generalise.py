@@ -1,0 +1,113 @@
+"""The classical scratch detector on damage it was never tuned on, and on clean faces.
+
+The damage here is drawn by a generator that lives only in this file: elliptic arcs (1.5-3 px,
+two thirds near-white, one third near-black) and small square flecks, antialiased by 4x
+supersampling. It differs from the benchmark's generators (benchmarks/bench_scratch_eval.py)
+and from tests/test_scratch_repair.py's Bezier strokes and round spots. Bounds sit under the
+figures measured with the detector of scratch.py at 2b83c86 (stated next to each): they guard
+against regressions on damage nobody tuned for. The issue-11 targets it does not meet yet
+(F1 >= 0.6 and +2 dB on every photo, eyes never masked) are in benchmarks/SCRATCH_EVAL.md.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from photofix.inpaint import inpaint_classical, inpaint_masked
+from photofix.scratch import detect_scratches, dilate_mask, luminance
+from tests.helpers import psnr
+
+SS = 4
+
+
+def arcs_and_flecks(clean: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(damaged float32 H x W x C, coverage H x W in [0, 1]) for a float32 photo."""
+    rng = np.random.default_rng(seed)
+    h, w = clean.shape[:2]
+    image = clean.copy()
+    coverage = np.zeros((h, w), np.float32)
+
+    def paint(layer: np.ndarray, value: float) -> None:
+        nonlocal image, coverage
+        alpha = cv2.resize(layer.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+        image = (1 - alpha[..., None]) * image + alpha[..., None] * np.float32(value)
+        coverage = np.maximum(coverage, alpha)
+
+    for i in range(7):
+        layer = np.zeros((h * SS, w * SS), np.uint8)
+        centre = (int(rng.uniform(0, w * SS)), int(rng.uniform(0, h * SS)))
+        axes = (int(rng.uniform(0.2, 0.6) * w * SS), int(rng.uniform(0.1, 0.4) * h * SS))
+        start = rng.uniform(0, 360)
+        thickness = int(rng.uniform(1.5, 3) * SS)
+        cv2.ellipse(layer, centre, axes, rng.uniform(0, 180), start, start + rng.uniform(30, 80), 1, thickness)
+        paint(layer, rng.uniform(0.88, 1.0) if i % 3 else rng.uniform(0.0, 0.1))
+    for _ in range(12):
+        layer = np.zeros((h * SS, w * SS), np.uint8)
+        x, y, r = int(rng.uniform(0, w * SS)), int(rng.uniform(0, h * SS)), int(rng.uniform(1, 2.5) * SS)
+        cv2.rectangle(layer, (x - r, y - r), (x + r, y + r), 1, -1)
+        paint(layer, rng.uniform(0.9, 1.0))
+    return np.clip(image, 0, 1).astype(np.float32), coverage
+
+
+def _metrics(clean: np.ndarray, damaged: np.ndarray, coverage: np.ndarray) -> tuple[float, float]:
+    """(F1 of the raw mask, PSNR gain of the CLI's classical path: mask grown 2 px, Telea)."""
+    mask = detect_scratches(damaged)
+    visible = (coverage >= 0.5) & (np.abs(luminance(damaged) - luminance(clean)) >= 0.1)
+    near = cv2.dilate((coverage > 0.02).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    recall = mask[visible].mean()
+    precision = near[mask].mean() if mask.any() else 1.0
+    f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+    repaired = inpaint_masked(damaged, dilate_mask(mask, 2), inpaint_classical).pixels
+    return float(f1), psnr(repaired, clean) - psnr(damaged, clean)
+
+
+CROPS = {  # 300 x 300 crops
+    "rocket": lambda: data.rocket()[50:350, 100:400],
+    "coffee": lambda: data.coffee()[:300, 200:500],
+    "camera": lambda: data.camera()[:300, 200:500],
+}
+
+
+@pytest.fixture(scope="module")
+def measured() -> dict[tuple[str, int], tuple[float, float]]:
+    results = {}
+    for name, crop in CROPS.items():
+        clean = crop().astype(np.float32) / 255
+        clean = clean if clean.ndim == 3 else clean[..., None]
+        for seed in (1, 2):
+            damaged, coverage = arcs_and_flecks(clean, seed)
+            results[name, seed] = _metrics(clean, damaged, coverage)
+    return results
+
+
+def test_unseen_damage_is_found_and_repair_gains(measured) -> None:
+    # measured (dilate 2, Telea): F1 0.567/0.579 rocket, 0.619/0.639 coffee, 0.676/0.592 camera
+    # (mean 0.612); gain +4.60/+4.60, +1.36/+1.27, +2.63/+1.82 dB (mean +2.71)
+    f1 = [f for f, _ in measured.values()]
+    gains = [g for _, g in measured.values()]
+    assert np.mean(f1) >= 0.57, measured
+    assert np.mean(gains) >= 2.3, measured
+    assert min(gains) >= 1.0, measured
+
+
+def test_smooth_fur_photo_keeps_its_high_gain() -> None:
+    # the cat (fur, whiskers): measured F1 0.906/0.940, gain +12.26/+12.14 dB
+    clean = data.chelsea()[:, :300].astype(np.float32) / 255
+    for seed in (1, 2):
+        f1, gain = _metrics(clean, *arcs_and_flecks(clean, seed))
+        assert f1 >= 0.85 and gain >= 10.0, (seed, f1, gain)
+
+
+def _astronaut_face_mask() -> np.ndarray:
+    face = data.astronaut()[:256, 128:384].astype(np.float32) / 255
+    return detect_scratches(face)
+
+
+def test_a_clean_portrait_is_barely_masked() -> None:
+    # measured 1.34 % of the 256 px crop; the features box (brows, eyes, nose, mouth) 3.55 %
+    mask = _astronaut_face_mask()
+    assert mask.mean() <= 0.016
+    assert mask[80:160, 52:147].mean() <= 0.04
