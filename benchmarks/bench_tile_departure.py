@@ -261,7 +261,8 @@ def build_model(spec: ModelSpec, seed: int, probe_hwc: np.ndarray, folder: Path)
     """Random model -> adjusted init -> .pth -> photofix.models.load_model (the real inference path)."""
     import torch
 
-    from photofix.cpu_rewrite import MEASURED_ARCHS, rewrite_for_cpu
+    from photofix.archs import traits_of
+    from photofix.cpu_rewrite import rewrite_for_cpu
     from photofix.models import load_model
 
     torch.manual_seed(seed)
@@ -281,7 +282,7 @@ def build_model(spec: ModelSpec, seed: int, probe_hwc: np.ndarray, folder: Path)
     mismatch = [k for k, v in state.items() if k not in loaded or not torch.equal(loaded[k], v)]
     if mismatch or len(loaded) != len(state):
         raise RuntimeError(f"{spec.key}: weights did not round-trip through photofix ({mismatch[:3]})")
-    if model.arch in MEASURED_ARCHS:
+    if traits_of(model.arch).cpu_rewrites:
         rewrite_for_cpu(model.descriptor.model)
         model.channels_last = True
     hyper = getattr(model.descriptor.model, "hyperparameters", {}) or {}

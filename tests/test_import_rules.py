@@ -7,12 +7,12 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "photofix"
 
-# Lower layers never import higher ones: cli → api → tasks → pipeline/store → models/tiling/imageio/adapt → archs/weights/manifest → settings/errors
+# Lower layers never import higher ones: cli → api → tasks → pipeline/store → models/tiling/imageio/adapt/jobs → archs/weights/manifest/choice → settings/errors
 LAYER = {
-    "errors": 0, "settings": 0,
-    "manifest": 1, "weights": 1, "archs": 1, "cpu_rewrite": 1, "script_archive": 1,
+    "errors": 0, "settings": 0, "_files": 0, "_color": 0,
+    "manifest": 1, "choice": 1, "weights": 1, "archs": 1, "cpu_rewrite": 1, "script_archive": 1,
     "models": 2, "tiling": 2, "imageio": 2, "adapt": 2, "colorize": 2, "scratch": 2, "inpaint": 2, "masks": 2, "deshadow_mask": 2, "deshadow": 2,
-    "provenance": 2,
+    "provenance": 2, "jobs": 2,
     "pipeline": 3, "restorers": 3, "batch": 3, "store": 3,
     "tasks": 4, "api": 5,
     "compare": 2, "contact_sheet": 3,
@@ -85,8 +85,9 @@ def test_the_checker_sees_relative_imports() -> None:
 
 
 # The command line parses and renders; building and running tasks is the library's, behind its public surface.
-CLI_MAY_NOT_IMPORT = {"models", "weights", "archs", "colorize", "inpaint", "masks", "tiling", "batch", "pipeline",
-                      "restorers", "scratch", "deshadow", "deshadow_mask", "adapt", "cpu_rewrite", "script_archive", "manifest"}
+CLI_MAY_NOT_IMPORT = {"models", "weights", "archs", "colorize", "inpaint", "masks", "tiling", "batch", "pipeline", "jobs", "choice",
+                      "restorers", "scratch", "deshadow", "deshadow_mask", "adapt", "cpu_rewrite", "script_archive", "manifest",
+                      "_files", "_color"}
 
 
 def test_cli_uses_only_the_public_surface() -> None:

@@ -18,10 +18,10 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from photofix import imageio
-from photofix.batch import run_jobs
+from photofix.batch import FileOptions, run_jobs
 from photofix.cli import app
 from photofix.errors import OutputWriteError
-from photofix.pipeline import DONE, Job
+from photofix.jobs import DONE, Job
 from photofix.provenance import Recipe, Record, RunLog, Step, new_record, record_from_xmp, with_record
 
 RECIPE = Recipe((Step("denoise", "classical", None, {"sigma": 5.0}),))
@@ -204,14 +204,14 @@ def test_an_output_whose_log_line_failed_is_done_with_a_warning(tmp_path: Path, 
         return real_write(fd, data)
 
     monkeypatch.setattr(os, "write", full_disk)
-    [result] = run_jobs([Job(source / "a.png", out / "a.png")], _Same, history=log, recipe=RECIPE)
+    [result] = run_jobs([Job(source / "a.png", out / "a.png")], _Same, FileOptions(history=log, recipe=RECIPE))
     monkeypatch.undo()
     assert result.status == DONE, result.reason
     assert "written, but the run log could not be updated" in result.reason and "No space left" in result.reason
     PILImage.open(out / "a.png").load()
     assert log.path.read_bytes() == b""
     # The XMP record carries it: the next run skips the file and logs it then.
-    [again] = run_jobs([Job(source / "a.png", out / "a.png")], _Same, history=RunLog(out), recipe=RECIPE)
+    [again] = run_jobs([Job(source / "a.png", out / "a.png")], _Same, FileOptions(history=RunLog(out), recipe=RECIPE))
     assert again.status == "skipped" and sorted(RunLog(out).records()) == ["a.png"]
 
 
@@ -238,10 +238,10 @@ def test_a_folder_run_over_a_non_utf8_file_name_logs_it(tmp_path: Path) -> None:
     except (UnicodeError, OSError):
         pytest.skip("this file system does not take non-UTF-8 names")
     log = RunLog(out)
-    [result] = run_jobs([Job(raw, out / raw.name)], _Same, history=log, recipe=RECIPE)
+    [result] = run_jobs([Job(raw, out / raw.name)], _Same, FileOptions(history=log, recipe=RECIPE))
     assert result.status == DONE, result.reason
     assert RunLog(out).records()[raw.name].input == str(raw)
-    [again] = run_jobs([Job(raw, out / raw.name)], _Same, history=RunLog(out), recipe=RECIPE)
+    [again] = run_jobs([Job(raw, out / raw.name)], _Same, FileOptions(history=RunLog(out), recipe=RECIPE))
     assert again.status == "skipped"
 
 

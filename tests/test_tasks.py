@@ -95,7 +95,7 @@ def test_nan_output_in_half_precision_is_redone_in_fp32(ffdnet_weights, astronau
 
 def test_requested_scale_prefers_a_native_model_of_the_same_tier() -> None:
     from photofix.manifest import parse_manifest
-    from photofix.pipeline import choose_entry
+    from photofix.choice import choose_entry
 
     def model(id_: str, tier: str, scale: int) -> str:
         return f"""
@@ -127,7 +127,7 @@ scale = {scale}
 
 def test_blur_kind_picks_the_family_and_never_a_non_commercial_default() -> None:
     from photofix.manifest import load_manifest
-    from photofix.pipeline import choose_entry
+    from photofix.choice import choose_entry
 
     manifest = load_manifest()
     assert choose_entry(manifest, "deblur", None, None, kind="motion").id == "nafnet-gopro-width64"

@@ -10,6 +10,8 @@ checks can fail.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,7 +117,8 @@ def test_nafnet_tiles_start_on_its_internal_grid(tmp_path: Path, astronaut: np.n
 
     whole, _ = Restorer("denoise", model, tile=0).restore(image)
     aligned, _ = Restorer("denoise", model, tile=100, tile_overlap=24).restore(image)
-    model.tile_grid = 1  # what photofix did before: origins wherever the even split puts them
+    # what photofix did before: origins wherever the even split puts them
+    model.traits = dataclasses.replace(model.traits, tile_grid=1)
     unaligned, _ = Restorer("denoise", model, tile=100, tile_overlap=24).restore(image)
 
     aligned_error = float(np.mean((aligned.pixels - whole.pixels) ** 2))

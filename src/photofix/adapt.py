@@ -14,12 +14,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from ._color import LUMA_601, luma
 from .errors import UsageError
 from .imageio import Image
 from .imageio.encode import quantize
-
-# ITU-R BT.601 luma weights: how grey is recovered from a colour model's output.
-_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 # The tasks run by one image-to-image network (``pipeline.Restorer``): does the model change the size?
 NETWORK_TASKS: dict[str, bool] = {"denoise": False, "deblur": False, "derain": False, "upscale": True}
@@ -93,7 +91,7 @@ def _final_size(image: Image, final_scale: float) -> tuple[int, int]:
 
 
 def _to_grey(pixels: np.ndarray) -> np.ndarray:
-    return (pixels @ _LUMA)[..., None]
+    return luma(pixels, LUMA_601, keep_channel=True)  # grey from a colour model's output
 
 
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -17,9 +17,17 @@ from typing import Any
 
 from . import imageio, settings
 from .errors import UsageError
-from .pipeline import FileResult, ImageProcessor, Job
+from .jobs import FileResult, ImageProcessor, Job
 from .provenance import Recipe, Step
-from .tasks import PlannedStep, RunSettings, StepRequest, get_task, ignore, parse_steps, preset_steps
+from .tasks import (
+    PlannedStep,
+    RunSettings,
+    StepRequest,
+    get_task,
+    ignore,
+    parse_steps,
+    preset_steps,
+)
 from .tasks.spec import Notify
 
 __all__ = ["FileResult", "Job", "Processor", "make_processor", "restore_path", "plan_steps", "default_jobs"]
@@ -110,9 +118,9 @@ def restore_path(
     way are skipped unless ``force``. ``format`` is a Pillow format name (PNG, JPEG, WEBP,
     TIFF, BMP). The model loads at the first file that needs it.
     """
-    from .batch import remove_stale_temps, run_jobs
+    from .batch import FileOptions, remove_stale_temps, run_jobs
     from .compare import preview_path
-    from .pipeline import check_output_folders, plan_jobs
+    from .jobs import check_output_folders, plan_jobs
 
     run = _run_settings(model, weights, tier, device, precision, tile, tile_overlap, offline, threads)
     requests = _requests(task, steps, options)
@@ -129,9 +137,7 @@ def restore_path(
     history = _run_log(output, jobs_planned, on_event)
     if on_start is not None:
         on_start(len(jobs_planned))
-    yield from run_jobs(
-        jobs_planned,
-        lambda: _build(planned),
+    files = FileOptions(
         force=force,
         dry_run=dry_run,
         output_format=format,
@@ -141,12 +147,17 @@ def restore_path(
         output_scale=_output_scale(planned),
         read_stdin=read_stdin,
         write_stdout=write_stdout,
-        on_file_start=on_file_start,
-        on_tile=on_tile,
-        fail_fast=fail_fast,
         history=history,
         recipe=Recipe(tuple(p.step for p in planned), output_format=format, quality=quality),
         after_write=_preview_writer() if preview else None,
+    )
+    yield from run_jobs(
+        jobs_planned,
+        lambda: _build(planned),
+        files,
+        on_file_start=on_file_start,
+        on_tile=on_tile,
+        fail_fast=fail_fast,
         jobs_in_flight=jobs or default_jobs(run),
     )
 
@@ -238,8 +249,8 @@ def _run_log(output: str, jobs: Sequence[Job], notify: Notify) -> Any:
 
 def _preview_writer() -> Callable[[Any, Any, Any], None]:
     """``preview``: a small before/after JPEG beside each output, NAME.preview.jpg."""
+    from ._files import write_file
     from .compare import preview, preview_path
-    from .imageio import atomic
 
     def write(job: Any, before: Any, after: Any) -> None:
         from PIL import Image as PILImage
@@ -248,6 +259,6 @@ def _preview_writer() -> Callable[[Any, Any, Any], None]:
             return
         target = preview_path(job.output)
         picture = PILImage.fromarray(preview(before, after))
-        atomic.write_file(target, lambda fp: picture.save(fp, format="JPEG", quality=85))
+        write_file(target, lambda fp: picture.save(fp, format="JPEG", quality=85))
 
     return write

@@ -30,7 +30,7 @@ from typing import Any
 from . import imageio
 from .errors import NotEnoughMemory, OutputWriteError, PhotofixError, UsageError, WeightsError
 from .imageio import Image
-from .pipeline import DONE, FAILED, PLANNED, SKIPPED, FileResult, ImageProcessor, Job, TileProgress
+from .jobs import DONE, FAILED, PLANNED, SKIPPED, FileResult, ImageProcessor, Job, TileProgress
 from .provenance import Recipe, RunLog, new_record, sha256_bytes, sha256_file, with_record
 
 AfterWrite = Callable[[Job, Image, Image], None]
@@ -46,46 +46,37 @@ class _Loaded:
     redo: str | None  # why an existing output is being replaced, if it is
 
 
-@dataclass
-class _Options:
-    force: bool
-    dry_run: bool
-    output_format: str | None
-    quality: int | None
-    max_pixels: int | None
-    read_stdin: Callable[[], bytes] | None
-    write_stdout: Callable[[bytes], None] | None
-    history: RunLog | None
-    recipe: Recipe | None
-    after_write: AfterWrite | None
+@dataclass(frozen=True)
+class FileOptions:
+    """How a run reads, skips, writes and records each file; the defaults suit a library caller."""
+
+    force: bool = False  # redo outputs that are up to date
+    dry_run: bool = False  # decide each file (PLANNED, SKIPPED), read and write nothing
+    output_format: str | None = None  # a Pillow format name; None keeps each output's own
+    quality: int | None = None
+    max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS
     memory_limit: imageio.MemoryLimit = imageio.memory.AUTO
-    output_scale: float = 1.0
+    output_scale: float = 1.0  # how many times wider the output is: sizes the memory guard
+    read_stdin: Callable[[], bytes] | None = None
+    write_stdout: Callable[[bytes], None] | None = None
+    history: RunLog | None = None
+    recipe: Recipe | None = None
+    after_write: AfterWrite | None = None
 
 
 def run_jobs(
     jobs: list[Job],
     get_restorer: Callable[[], ImageProcessor],
+    options: FileOptions = FileOptions(),
     *,
-    force: bool = False,
-    dry_run: bool = False,
-    output_format: str | None = None,
-    quality: int | None = None,
-    max_pixels: int | None = imageio.DEFAULT_MAX_PIXELS,
-    memory_limit: imageio.MemoryLimit = imageio.memory.AUTO,
-    output_scale: float = 1.0,
-    read_stdin: Callable[[], bytes] | None = None,
-    write_stdout: Callable[[bytes], None] | None = None,
     on_file_start: Callable[[Job], None] | None = None,
     on_tile: TileProgress | None = None,
     fail_fast: bool = False,
-    history: RunLog | None = None,
-    recipe: Recipe | None = None,
-    after_write: AfterWrite | None = None,
     jobs_in_flight: int = 1,
 ) -> Iterator[FileResult]:
     """Process jobs, one result each in input order; a bad file fails alone.
 
-    An existing output is skipped when its record (``history``: the run log, or the
+    An existing output is skipped when its record (``options.history``: the run log, or the
     output's XMP) shows the same input content and ``recipe``; it is redone when the
     record differs, and left alone (skipped) when photofix has no record of making it.
     ``force`` redoes everything. Without ``history`` any existing output is skipped.
@@ -97,47 +88,37 @@ def run_jobs(
 
     ``jobs_in_flight`` > 1 reads ahead and writes behind in threads (see module doc).
 
-    A file whose restoration would need more memory than ``memory_limit`` ("auto": what is
-    free) fails before it is decoded; ``output_scale`` is how many times wider the output is.
+    A file whose restoration would need more memory than ``options.memory_limit`` ("auto":
+    what is free) fails before it is decoded.
     """
-    opts = _Options(force, dry_run, output_format, quality, max_pixels, read_stdin, write_stdout, history, recipe, after_write, memory_limit, output_scale)
-    if history is not None:
-        history.records()  # load the log once, before worker threads read it
+    if options.history is not None:
+        options.history.records()  # load the log once, before worker threads read it
     ahead = max(1, jobs_in_flight) - 1
     readers = ThreadPoolExecutor(ahead, thread_name_prefix="photofix-read") if ahead else None
     writer = ThreadPoolExecutor(1, thread_name_prefix="photofix-write") if ahead else None
     reads: deque[tuple[Job, Future | None]] = deque()
-    pending: deque[Future | FileResult] = deque()
+    pending = _InOrder()
     restorer: ImageProcessor | None = None
     queue = iter(jobs)
-    failed = False
 
     def submit_read() -> None:
         job = next(queue, None)
         if job is not None:
-            reads.append((job, readers.submit(_check_and_read, job, opts) if readers else None))
-
-    def finished(block: bool) -> Iterator[FileResult]:
-        nonlocal failed
-        while pending and (block or not isinstance(pending[0], Future) or pending[0].done()):
-            head = pending.popleft()
-            result = head.result() if isinstance(head, Future) else head
-            failed = failed or result.status == FAILED
-            yield result
+            reads.append((job, readers.submit(_check_and_read, job, options) if readers else None))
 
     try:
         for _ in range(max(1, ahead)):
             submit_read()
-        while reads and not (fail_fast and failed):
+        while reads and not (fail_fast and pending.failed):
             job, future = reads.popleft()
             submit_read()
             if on_file_start is not None:
                 on_file_start(job)
             started = time.perf_counter()
-            loaded = future.result() if future is not None else _check_and_read(job, opts)
+            loaded = future.result() if future is not None else _check_and_read(job, options)
             if isinstance(loaded, FileResult):
                 pending.append(loaded)
-                yield from finished(block=False)
+                yield from pending.ready(block=False)
                 continue
             try:
                 if restorer is None:
@@ -148,20 +129,20 @@ def run_jobs(
                 raise  # about the model or the command: every later file would fail the same way
             except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
                 pending.append(_failure(job, error, started))
-                yield from finished(block=True)
+                yield from pending.ready(block=True)
                 continue
             if loaded.redo:
                 details = {**details, "redone": loaded.redo}
             if loaded.image.meta.note:  # e.g. only the first frame of an animation was restored
                 details = {**details, "note": loaded.image.meta.note}
             if writer is not None:
-                if sum(isinstance(p, Future) for p in pending) >= ahead:
-                    yield from finished(block=True)  # bound the images held for writing
-                pending.append(writer.submit(_write_and_record, loaded, restored, details, restorer.label, started, opts))
+                if pending.writes() >= ahead:
+                    yield from pending.ready(block=True)  # bound the images held for writing
+                pending.append(writer.submit(_write_and_record, loaded, restored, details, restorer.label, started, options))
             else:
-                pending.append(_write_and_record(loaded, restored, details, restorer.label, started, opts))
-            yield from finished(block=False)
-        yield from finished(block=True)
+                pending.append(_write_and_record(loaded, restored, details, restorer.label, started, options))
+            yield from pending.ready(block=False)
+        yield from pending.ready(block=True)
     finally:
         for executor in (readers, writer):
             if executor is not None:
@@ -169,10 +150,32 @@ def run_jobs(
                 executor.shutdown(wait=True, cancel_futures=True)
 
 
+class _InOrder:
+    """Results waiting to be yielded in input order: finished ones, or writes still under way."""
+
+    def __init__(self) -> None:
+        self.queue: deque[Future | FileResult] = deque()
+        self.failed = False  # a failed result has been yielded: what ``fail_fast`` stops at
+
+    def append(self, item: Future | FileResult) -> None:
+        self.queue.append(item)
+
+    def writes(self) -> int:
+        return sum(isinstance(item, Future) for item in self.queue)
+
+    def ready(self, block: bool) -> Iterator[FileResult]:
+        """Results from the front that are done; with ``block``, all of them, waiting for writes."""
+        while self.queue and (block or not isinstance(self.queue[0], Future) or self.queue[0].done()):
+            head = self.queue.popleft()
+            result = head.result() if isinstance(head, Future) else head
+            self.failed = self.failed or result.status == FAILED
+            yield result
+
+
 # --- before a run: temporary files of a killed run ------------------------------------------
 
 STALE_TEMP_SECONDS = 30 * 60
-# imageio.atomic.create_temp's naming: ".NAME.<8 hex digits>.tmp" beside the output NAME.
+# _files.create_temp's naming: ".NAME.<8 hex digits>.tmp" beside the output NAME.
 _TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp", re.DOTALL)
 
 
@@ -211,7 +214,7 @@ def remove_stale_temps(outputs: Iterable[os.PathLike], *, older_than: float = ST
 # --- stage 1: check and read -------------------------------------------------------------
 
 
-def _check_and_read(job: Job, opts: _Options) -> _Loaded | FileResult:
+def _check_and_read(job: Job, opts: FileOptions) -> _Loaded | FileResult:
     name, out_name = _names(job)
     started = time.perf_counter()
     if job.problem is not None:  # found when planning (the output is another input): nothing is read
@@ -236,7 +239,7 @@ def _check_and_read(job: Job, opts: _Options) -> _Loaded | FileResult:
     return _Loaded(job, image, input_sha256, redo)
 
 
-def _decide_existing(job: Job, input_sha256: str, opts: _Options) -> tuple[str | None, str | None]:
+def _decide_existing(job: Job, input_sha256: str, opts: FileOptions) -> tuple[str | None, str | None]:
     """(reason to skip, None) or (None, reason to redo) for an output that exists."""
     assert job.output is not None
     if opts.history is None or opts.recipe is None:
@@ -265,7 +268,7 @@ def _read_bytes(job: Job, read_stdin: Callable[[], bytes] | None) -> bytes:
 
 
 def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any], label: str, started: float,
-                      opts: _Options) -> FileResult:
+                      opts: FileOptions) -> FileResult:
     job = loaded.job
     name, out_name = _names(job)
     record = None
@@ -293,7 +296,7 @@ def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any],
     return FileResult(name, out_name, DONE, note, seconds=time.perf_counter() - started, model=label, details=details)
 
 
-def _write(image: Image, job: Job, opts: _Options) -> None:
+def _write(image: Image, job: Job, opts: FileOptions) -> None:
     if job.output is None:
         if opts.write_stdout is None:
             raise UsageError("writing to stdout is not available here")

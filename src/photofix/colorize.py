@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 import torch
 
+from ._color import linear_to_srgb, srgb_to_linear
 from .errors import ModelLoadError, NonFiniteOutput, UsageError
 from .imageio import Image
 from .models import _detect_architecture, read_state_dict, resolve_device
@@ -77,18 +78,6 @@ _GAMUT_CHUNK = 1 << 16  # pixels mapped together
 
 
 # --- sRGB and CIE L*a*b* ------------------------------------------------------------
-
-
-def srgb_to_linear(values: np.ndarray) -> np.ndarray:
-    """Decode sRGB values in [0, 1] to linear light (the piecewise IEC 61966-2-1 curve)."""
-    values = np.asarray(values, dtype=np.float32)
-    return np.where(values > 0.04045, ((values + 0.055) / 1.055) ** 2.4, values / 12.92).astype(np.float32)
-
-
-def linear_to_srgb(values: np.ndarray) -> np.ndarray:
-    """Encode linear light to sRGB, clipped to [0, 1]."""
-    values = np.clip(values, 0.0, 1.0, dtype=np.float32)
-    return np.where(values > 0.0031308, 1.055 * values ** (1 / 2.4) - 0.055, 12.92 * values).astype(np.float32)
 
 
 def _f(t: np.ndarray) -> np.ndarray:

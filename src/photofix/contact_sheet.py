@@ -26,10 +26,10 @@ import numpy as np
 from PIL import Image as PILImage
 
 from . import __version__
+from ._files import write_file
 from .compare import Pair, fit_long_side, resize_rgb, to_rgb8
 from .errors import OutputWriteError, PhotofixError, UsageError
 from .imageio import read_image
-from .imageio.atomic import write_file
 
 __all__ = ["write_contact_sheet"]
 

@@ -25,9 +25,6 @@ _NAFNET_NORM = ("NAFNet", "LayerNorm2d")
 _RESTORMER_NORM = ("Restormer", "LayerNorm")
 _RESTORMER_EPS = 1e-5
 
-# Architectures whose CPU speed-up and equivalence were measured; others run as loaded.
-MEASURED_ARCHS = frozenset({"FFDNet", "NAFNet", "Restormer", "SCUNet", "DRUNet"})
-
 
 class ChannelLayerNorm(nn.Module):
     """LayerNorm over the channel axis of an NCHW tensor as one ``F.layer_norm`` call.
@@ -121,4 +118,4 @@ def rewrite_for_cpu(model: nn.Module) -> CpuRewrites:
     return CpuRewrites(layer_norms=norms, batch_norms=folded, channels_last=True)
 
 
-__all__ = ["MEASURED_ARCHS", "ChannelLayerNorm", "CpuRewrites", "fold_batch_norms", "fuse_channel_layer_norms", "rewrite_for_cpu"]
+__all__ = ["ChannelLayerNorm", "CpuRewrites", "fold_batch_norms", "fuse_channel_layer_norms", "rewrite_for_cpu"]

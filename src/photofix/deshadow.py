@@ -46,13 +46,12 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
+from ._color import linear_to_srgb, srgb_to_linear
 from .deshadow_mask import (
     ShadowDetection,
     checked_image,
     checked_mask,
-    decode_srgb,
     detect_shadows,
-    encode_srgb,
     estimate_shadow_mask,
     feather_mask,
     mask_from_array,
@@ -167,7 +166,7 @@ def _relight(image: np.ndarray, soft: np.ndarray, *, feather: float | None, matc
     if not support.any():
         return result, details, soft
 
-    light = decode_srgb(image)
+    light = srgb_to_linear(image)
     count, regions = cv2.connectedComponents(support.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
     attenuation, fallback = _attenuations(light, soft, regions, count, band, max_gain)
     per_pixel = attenuation[regions[support]]  # N x C
@@ -175,7 +174,7 @@ def _relight(image: np.ndarray, soft: np.ndarray, *, feather: float | None, matc
     relit = light[support] / (1.0 - m * (1.0 - per_pixel))
     if match_texture:
         relit = _match_texture(light, soft, regions, support, relit, band)
-    result[support] = encode_srgb(relit).astype(result.dtype, copy=False)
+    result[support] = linear_to_srgb(relit).astype(result.dtype, copy=False)
 
     areas = np.bincount(regions[support], minlength=count)[1:].astype(np.float64)
     gains = 1.0 / attenuation[1:]

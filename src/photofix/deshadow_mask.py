@@ -59,8 +59,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ._color import LUMA_709, luma, srgb_to_linear
 from .errors import ImageError, UsageError
-from .masks import LUMA_709, mask_from_array  # noqa: F401 - mask_from_array is part of this module's API
+from .masks import mask_from_array  # noqa: F401 - mask_from_array is part of this module's API
 from .scratch import as_image
 
 WORK_SIDE = 512  # px: detection runs on a copy at most this large a side
@@ -91,24 +92,6 @@ _DEFAULT_PENUMBRA = 4.0  # px (working size) of a region whose edge could not be
 
 
 # --- colour -------------------------------------------------------------------------
-
-
-def decode_srgb(values: np.ndarray) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] to linear light, float32 (the IEC 61966-2-1 curve)."""
-    encoded = np.asarray(values, dtype=np.float32)
-    light = np.power((np.maximum(encoded, 0.0) + 0.055) / 1.055, 2.4, dtype=np.float32)
-    toe = encoded <= 0.04045
-    light[toe] = encoded[toe] / 12.92
-    return light
-
-
-def encode_srgb(light: np.ndarray) -> np.ndarray:
-    """Linear light to sRGB-encoded float32 values, clipped to [0, 1]."""
-    light = np.clip(light, 0.0, 1.0).astype(np.float32, copy=False)
-    encoded = 1.055 * np.power(light, 1 / 2.4, dtype=np.float32) - 0.055
-    toe = light <= 0.0031308
-    encoded[toe] = light[toe] * 12.92
-    return np.clip(encoded, 0.0, 1.0)
 
 
 def chroma_consistency(drop: np.ndarray) -> np.ndarray:
@@ -190,7 +173,7 @@ def detect_shadows(pixels: np.ndarray, *, sensitivity: float = 1.0, min_area: in
     else:
         min_work_area = max(1, int(round(min_area * scale * scale)))
 
-    logs = _log_channels(decode_srgb(work))
+    logs = _log_channels(srgb_to_linear(work))
     score = _shadow_score(logs, channels > 1, sensitivity)
     candidates = _clean(score > _SCORE_CUT, min_work_area)
     regions, soft = _verify(candidates, logs, channels > 1)
@@ -210,7 +193,7 @@ def _log_channels(light: np.ndarray) -> np.ndarray:
     """H x W x 4 (R, G, B, luminance) or H x W x 1 logs of the texture-smoothed light."""
     smooth = cv2.GaussianBlur(light, (0, 0), _TEXTURE_SIGMA).reshape(light.shape)
     if light.shape[2] == 3:
-        smooth = np.concatenate([smooth, (smooth @ LUMA_709)[..., None]], axis=2)
+        smooth = np.concatenate([smooth, luma(smooth, LUMA_709, keep_channel=True)], axis=2)
     return np.log(smooth + np.float32(_LOG_FLOOR))
 
 
@@ -405,7 +388,7 @@ def refine_mask_edges(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         size = max(1, round(w * scale)), max(1, round(h * scale))
         work, plane = _resize(work, *size), _resize(plane, *size)
     count, labels, stats, _ = cv2.connectedComponentsWithStats((plane >= 0.5).view(np.uint8), connectivity=8)
-    logs = _log_channels(decode_srgb(work))
+    logs = _log_channels(srgb_to_linear(work))
     soft = np.zeros(labels.shape, np.float32)
     for k in range(1, count):
         region = _measure(logs, labels, stats[k], k, channels > 1, _PROFILE_REACH)

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ._color import LUMA_601, luma
 from .errors import ImageError, UsageError
-from .scratch import LUMA, as_image, dilate_mask
+from .scratch import as_image, dilate_mask
 
 if TYPE_CHECKING:
     import torch
@@ -255,7 +256,7 @@ class LamaInpainter:
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32))[None]
         hole = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
         filled = _to_numpy(self.model(image, hole))
-        return (filled @ LUMA)[..., None] if grey else filled
+        return luma(filled, LUMA_601, keep_channel=True) if grey else filled
 
 
 def _to_numpy(batch: torch.Tensor) -> np.ndarray:

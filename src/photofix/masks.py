@@ -13,13 +13,11 @@ import cv2
 import numpy as np
 
 from . import imageio
+from ._color import LUMA_709, luma
+from ._files import write_file
 from .errors import ImageError
 
 MASK_SUFFIX = "_mask"
-# Rec. 709 luminance weights: a mask drawn in colour counts by its brightness.
-LUMA_709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
-
-
 def find_mask(spec: Path, photo_name: str) -> Path | None:
     """The mask for ``photo_name``: ``spec`` itself when it is a file, else a stem match inside the folder."""
     if spec.is_file():
@@ -59,7 +57,7 @@ def save_mask(mask: np.ndarray, folder: Path, photo_name: str) -> Path:
     target = folder / f"{Path(photo_name).stem}{MASK_SUFFIX}.png"
     values = np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
     picture = PILImage.fromarray(np.round(values * 255).astype(np.uint8), mode="L")
-    imageio.atomic.write_file(target, lambda fp: picture.save(fp, format="PNG"))
+    write_file(target, lambda fp: picture.save(fp, format="PNG"))
     return target
 
 
@@ -117,7 +115,7 @@ def _mask_plane(values: np.ndarray) -> np.ndarray:
             return np.ascontiguousarray(alpha)
         values = values[..., :-1]
     if values.shape[2] == 3:
-        return np.ascontiguousarray(values @ LUMA_709)
+        return np.ascontiguousarray(luma(values, LUMA_709))  # a colour mask counts by its brightness
     return np.ascontiguousarray(values[..., 0])
 
 

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from . import settings
-from .archs import internal_grid, noise_level_call, registry
-from .cpu_rewrite import MEASURED_ARCHS, rewrite_for_cpu
+from .archs import NoiseLevelCall, registry, traits_of
+from .cpu_rewrite import rewrite_for_cpu
 from .errors import ArchitectureMismatch, DeviceError, ModelLoadError, NonFiniteOutput
 
 if TYPE_CHECKING:
@@ -147,11 +147,10 @@ def resolve_dtype(precision: str, device: torch.device, supports_half: bool, sup
     return dtype
 
 
-@dataclass
-class LoadedModel:
-    """A model on its device, with what the engine needs to know to run it."""
+@dataclass(frozen=True)
+class ModelTraits:
+    """What the engine honours about a loaded model: spandrel's descriptor plus the architecture's traits."""
 
-    descriptor: ImageModelDescriptor
     arch: str
     scale: int
     in_channels: int
@@ -159,20 +158,61 @@ class LoadedModel:
     multiple_of: int  # inputs are padded to this
     minimum_size: int
     tiling_discouraged: bool
-    takes_noise_level: bool
-    device: torch.device
-    dtype: torch.dtype
-    source: str
-    model_id: str | None = None
-    sha256: str | None = None  # of the weights file, when it came from the store
+    supports_half: bool
+    supports_bf16: bool
+    tile_grid: int  # tiles start on multiples of this (the model's internal grid)
+    noise_level: NoiseLevelCall | None  # non-blind denoisers: how the level is passed
+
+
+@dataclass(frozen=True)
+class WeightsOrigin:
+    """Where a model's weights came from, fixed when it is loaded."""
+
+    source: str  # file name, for messages
+    model_id: str | None = None  # manifest id, when it came from the store
+    sha256: str | None = None  # of the weights file that was loaded
     hash_recorded_now: bool = False  # trust on first use: its hash was just recorded
-    channels_last: bool = False  # the CPU rewrites were applied: feed NHWC-strided input
-    tile_grid: int = 1  # tiles start on multiples of this (the model's internal grid)
+
+
+class LoadedModel:
+    """A model on its device, with what the engine needs to know to run it.
+
+    Its traits and origin are fixed at load. The one thing that changes is the precision,
+    and only by ``use_float32`` (half precision overflowed): the engine then redoes the image.
+    """
+
+    def __init__(self, descriptor: ImageModelDescriptor, traits: ModelTraits, origin: WeightsOrigin,
+                 device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
+        self.descriptor = descriptor
+        self.traits = traits
+        self.origin = origin
+        self.device = device
+        self._dtype = dtype
+        self.channels_last = channels_last  # the CPU rewrites were applied: feed NHWC-strided input
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    # The traits and origin, by their old names (tests, benchmarks and processors read these).
+    arch = property(lambda self: self.traits.arch)
+    scale = property(lambda self: self.traits.scale)
+    in_channels = property(lambda self: self.traits.in_channels)
+    out_channels = property(lambda self: self.traits.out_channels)
+    multiple_of = property(lambda self: self.traits.multiple_of)
+    minimum_size = property(lambda self: self.traits.minimum_size)
+    tile_grid = property(lambda self: self.traits.tile_grid)
+    tiling_discouraged = property(lambda self: self.traits.tiling_discouraged)
+    takes_noise_level = property(lambda self: self.traits.noise_level is not None)
+    source = property(lambda self: self.origin.source)
+    model_id = property(lambda self: self.origin.model_id)
+    sha256 = property(lambda self: self.origin.sha256)
+    hash_recorded_now = property(lambda self: self.origin.hash_recorded_now)
 
     def use_float32(self) -> None:
         """Switch to fp32 for good (after half precision produced NaN/inf)."""
         self.descriptor.model.to(torch.float32)
-        self.dtype = torch.float32
+        self._dtype = torch.float32
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
@@ -184,9 +224,9 @@ class LoadedModel:
         x = _pad_to(x, self.multiple_of, self.minimum_size)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.takes_noise_level:
+        if self.traits.noise_level is not None:
             level = (25.0 if sigma is None else sigma) / 255.0
-            out = noise_level_call(self.arch)(self.descriptor.model, x, level)
+            out = self.traits.noise_level(self.descriptor.model, x, level)
         else:
             # spandrel's call applies the architecture's own call convention (call_fn)
             out = self.descriptor(x)
@@ -224,11 +264,14 @@ def load_model(
     device: str | torch.device | None = None,
     precision: str = "auto",
     cpu_rewrites: bool = True,
+    sha256: str | None = None,
+    hash_recorded_now: bool = False,
 ) -> LoadedModel:
     """Load a checkpoint file, check its architecture, and place it on a device.
 
-    On CPU, architectures listed in ``cpu_rewrite.MEASURED_ARCHS`` are rewritten for
-    speed (same results within 1e-4); ``cpu_rewrites=False`` keeps the eager model.
+    On CPU, architectures whose traits say so get the measured CPU rewrites (same results
+    within 1e-4); ``cpu_rewrites=False`` keeps the eager model. ``sha256`` is the verified
+    hash of the file, when the caller (the store) has it.
     """
     from spandrel import ImageModelDescriptor, ModelTiling
 
@@ -238,12 +281,12 @@ def load_model(
     if not isinstance(descriptor, ImageModelDescriptor):
         raise ModelLoadError(f"{path}: {arch} is not an image-to-image model photofix can run")
     torch_device, dtype = _place_for_inference(descriptor, device, precision)
-    rewritten = cpu_rewrites and torch_device.type == "cpu" and arch in MEASURED_ARCHS
+    declared = traits_of(arch)
+    rewritten = cpu_rewrites and torch_device.type == "cpu" and declared.cpu_rewrites
     if rewritten:
         rewrite_for_cpu(descriptor.model)
     req = descriptor.size_requirements
-    return LoadedModel(
-        descriptor=descriptor,
+    traits = ModelTraits(
         arch=arch,
         scale=descriptor.scale,
         in_channels=descriptor.input_channels,
@@ -251,14 +294,13 @@ def load_model(
         multiple_of=req.multiple_of,
         minimum_size=req.minimum,
         tiling_discouraged=descriptor.tiling is not ModelTiling.SUPPORTED,
-        takes_noise_level=noise_level_call(arch) is not None,
-        device=torch_device,
-        dtype=dtype,
-        source=path.name,
-        model_id=model_id,
-        channels_last=rewritten,
-        tile_grid=math.lcm(req.multiple_of, internal_grid(arch)),
+        supports_half=descriptor.supports_half,
+        supports_bf16=descriptor.supports_bfloat16,
+        tile_grid=math.lcm(req.multiple_of, declared.grid),
+        noise_level=declared.noise_level,
     )
+    origin = WeightsOrigin(path.name, model_id, sha256, hash_recorded_now)
+    return LoadedModel(descriptor, traits, origin, torch_device, dtype, channels_last=rewritten)
 
 
 def load_entry(
@@ -271,13 +313,11 @@ def load_entry(
     """Fetch (or find cached) the weights of a manifest entry and load them."""
     fetched = fetch_checked(entry, offline=offline, check=False)
     try:
-        model = load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision)
+        return load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision,
+                          sha256=fetched.sha256, hash_recorded_now=fetched.first_use_hash)
     except ModelLoadError:
         _untrust_if_new(entry, fetched)
         raise
-    model.sha256 = fetched.sha256
-    model.hash_recorded_now = fetched.first_use_hash
-    return model
 
 
 def check_weights_file(path: str | os.PathLike, expected_arch: str) -> str:

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from ._files import sha256_file
 from .errors import OutputWriteError
-from .weights import sha256_file
 
 __all__ = ["NAMESPACE", "Recipe", "Record", "RunLog", "Step", "find_record", "new_record", "read_xmp_record",
            "record_from_xmp", "sha256_bytes", "sha256_file", "with_record"]

@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._color import LUMA_601, luma
 from .colorize import Colorizer, colorize_image
 from .deshadow import deshadow
 from .deshadow_mask import estimate_shadow_mask, mask_from_array
 from .errors import ImageError
 from .imageio import Image
 from .inpaint import InpaintFn, inpaint_masked
-from .pipeline import TileProgress
-from .scratch import LUMA, dilate_mask, detect_scratches, luminance, upsample_mask
+from .jobs import TileProgress
+from .scratch import dilate_mask, detect_scratches, luminance, upsample_mask
 
 if TYPE_CHECKING:
     from .models import LoadedMaskedModel, LoadedModel
@@ -188,7 +189,7 @@ class DeshadowProcessor:
         relit = run_tiled(run, stacked, tile=self.tile, overlap=self.overlap, multiple_of=model.multiple_of,
                           device=model.device, dtype=model.dtype, progress=on_tile, least_side=model.minimum_size)
         if pixels.shape[2] == 1:
-            relit = (relit @ LUMA)[..., None]
+            relit = luma(relit, LUMA_601, keep_channel=True)
         near = cv2.dilate((mask > 0.01).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (33, 33)))
         weight = np.maximum(cv2.GaussianBlur(near.astype(np.float32), (0, 0), 4) * near, np.clip(mask, 0, 1))[..., None]
         out = pixels.copy()

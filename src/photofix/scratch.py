@@ -34,10 +34,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ._color import LUMA_601, luma
 from .errors import UsageError
-
-# ITU-R BT.601 luma weights.
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 _DIRECTIONS = 8  # line orientations, 22.5 degrees apart
 _LEVEL_BLOCK = 32  # px: blocks over which the local response level is measured
@@ -54,7 +52,7 @@ def luminance(pixels: np.ndarray) -> np.ndarray:
     pixels = as_image(pixels)
     if pixels.shape[2] == 1:
         return np.ascontiguousarray(pixels[..., 0], dtype=np.float32)
-    return np.ascontiguousarray(pixels @ LUMA, dtype=np.float32)
+    return np.ascontiguousarray(luma(pixels, LUMA_601), dtype=np.float32)
 
 
 def scratch_score(pixels: np.ndarray, *, max_width: int = 2, polarity: str = "both") -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The model store, as callers use it: the manifest, and fetching, checking, importing and forgetting weights.
+"""The model store, as callers use it: the manifest, which models run by default, and fetching, checking, importing and forgetting weights.
 
 One public surface over ``manifest``, ``weights`` (download, hashes, trust on first use) and
 the architecture check in ``models`` that guards what a first-use hash may pin.
@@ -17,6 +17,27 @@ def download(entry: ModelEntry, *, offline: bool | None = None) -> FetchedWeight
     return fetch_checked(entry, offline=offline)
 
 
+def runs_on_cpu(device: str | None = None) -> bool:
+    """Whether a run here (``device``, else PHOTOFIX_DEVICE, else auto) uses the CPU defaults.
+
+    Resolved exactly as a run resolves it, so what ``models list`` marks is what runs.
+    """
+    from .models import resolve_device
+
+    return resolve_device(device).type == "cpu"
+
+
+def default_entries(on_cpu: bool, manifest: Manifest | None = None) -> tuple[ModelEntry, ...]:
+    """The model each task runs with no ``--model`` or ``--tier``, on a CPU or a GPU; manifest task order.
+
+    Uses the run's own choice (``choose_entry``) so a pre-fetch for another machine gets what it will run.
+    """
+    from .choice import choose_entry
+
+    manifest = manifest or load_manifest()
+    return tuple(choose_entry(manifest, task, None, None, on_cpu=on_cpu) for task in manifest.tasks() if task in manifest.defaults)
+
+
 def import_file(entry: ModelEntry, file: str) -> object:
     """Place a file fetched elsewhere in the cache, once it is known to be the entry's model."""
     from .models import import_weights
@@ -30,10 +51,12 @@ __all__ = [
     "ModelEntry",
     "VerifyResult",
     "cached_path",
+    "default_entries",
     "download",
     "forget",
     "import_file",
     "load_manifest",
+    "runs_on_cpu",
     "trust_file",
     "verify",
 ]

@@ -14,12 +14,10 @@ import http.client
 import json
 import os
 import re
-import shutil
 import socket
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,14 @@ from typing import BinaryIO, Literal
 from filelock import FileLock
 
 from . import settings
+from ._files import (
+    CHUNK_SIZE,
+    copy_atomic,
+    sha256_file,
+    symlink_atomic,
+    write_atomic,
+    write_text_atomic,
+)
 from .errors import (
     ChecksumMismatch,
     ManifestError,
@@ -52,7 +58,6 @@ __all__ = [
     "verified_sha256",
 ]
 
-CHUNK_SIZE = 1 << 20
 TRUST_FILE = "trusted_hashes.json"
 STAMP_FILE = "verified_files.json"
 URL_TIMEOUT_S = 60
@@ -84,15 +89,6 @@ class VerifyResult:
     status: Status
     expected: str | None
     actual: str | None
-
-
-def sha256_file(path: PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks so large checkpoints need no RAM."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK_SIZE):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- where files live --------------------------------------------------------
@@ -289,10 +285,10 @@ def _fetch_url(entry: ModelEntry, source: UrlSource, is_offline: bool) -> Fetche
 def _download_url(entry: ModelEntry, source: UrlSource, dest: Path) -> str:
     """Stream the URL into a temp file beside ``dest``, hashing as it goes; rename when good."""
     expected = entry.sha256 or recorded_hash(entry)
-    tmp = _temp_beside(dest)
-    try:
-        with open(tmp, "xb") as out:
-            actual, size = _stream(entry, source.url, out)
+
+    def fill(out: BinaryIO) -> str:
+        # Raising here (a bad size or hash, or KeyboardInterrupt) removes the partial file.
+        actual, size = _stream(entry, source.url, out)
         if entry.size_bytes is not None and size != entry.size_bytes:
             raise WeightsDownloadFailed(
                 f"Download of {entry.id!r} from {source.url} gave {size} bytes, expected {entry.size_bytes}. "
@@ -300,11 +296,10 @@ def _download_url(entry: ModelEntry, source: UrlSource, dest: Path) -> str:
             )
         if expected is not None and actual != expected:
             raise ChecksumMismatch(_mismatch_message(entry, dest, expected, actual, removed=True))
-        os.replace(tmp, dest)
-    except BaseException:  # includes KeyboardInterrupt: never leave a partial file
-        _unlink(tmp)
-        raise
-    return actual
+        return actual
+
+    # ".part", not the outputs' ".tmp": a partial download is no run's stale output temp.
+    return write_atomic(dest, fill, suffix=".part")
 
 
 def _stream(entry: ModelEntry, url: str, out: BinaryIO) -> tuple[str, int]:
@@ -388,7 +383,7 @@ def _stamp(real: Path, sha: str | None) -> None:
                 stamps.pop(str(real), None)
             else:
                 stamps[str(real)] = {"sha256": sha, "identity": _identity(real)}
-            _write_text_atomic(path, json.dumps(stamps, indent=1, sort_keys=True) + "\n")
+            write_text_atomic(path, json.dumps(stamps, indent=1, sort_keys=True) + "\n")
     except OSError:
         pass  # read-only home: every run hashes in full, which is slower but just as safe
 
@@ -457,14 +452,15 @@ def _place_in_hub_cache(src: Path, source: HubSource, sha: str, hub_dir: Path) -
     pointer = _hub_pointer(source, hub_dir)
     new_blob = not blob.is_file()
     if new_blob:
-        _copy_atomic(src, blob)
+        copy_atomic(src, blob)
     pointer.parent.mkdir(parents=True, exist_ok=True)
     try:
-        _symlink_atomic(blob, pointer)
+        # Relative, like huggingface_hub's, so the cache folder can be moved as a whole.
+        symlink_atomic(pointer, os.path.relpath(blob, pointer.parent))
     except OSError:
         # No symlinks here (e.g. Windows without developer mode): huggingface_hub then keeps
         # a plain copy in snapshots/, and so do we.
-        _copy_atomic(blob, pointer)
+        copy_atomic(blob, pointer)
         if new_blob:
             _unlink(blob)
     return pointer
@@ -474,7 +470,7 @@ def _place_in_url_store(src: Path, entry: ModelEntry, source: UrlSource, sha: st
     dest = _url_dest(entry, source)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(_lock_path(dest))):
-        _copy_atomic(src, dest)
+        copy_atomic(src, dest)
     return dest
 
 
@@ -497,7 +493,7 @@ def forget(entry: ModelEntry, cache_dir: PathLike | None = None) -> list[str]:
         with FileLock(str(path) + ".lock"):
             models = _read_trust(path)
             if models.pop(entry.id, None) is not None:
-                _write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
+                write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
                 removed.append(f"the sha256 recorded on first use (in {path})")
     cached = _local_path(entry, cache_dir)
     if cached.is_file() or cached.is_symlink():
@@ -539,7 +535,7 @@ def _trust(entry: ModelEntry, actual: str) -> tuple[str, bool]:
             "source": str(entry.source),
             "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        _write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
     return actual, True
 
 
@@ -568,44 +564,6 @@ def _bad_trust_message(path: Path, why: str) -> str:
 
 def _lock_path(dest: Path) -> Path:
     return dest.with_name(f".{dest.name}.lock")
-
-
-def _temp_beside(dest: Path) -> Path:
-    # Same folder, so os.replace is an atomic rename; hidden and unique per writer.
-    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.part")
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = _temp_beside(path)
-    try:
-        tmp.write_text(text, "utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _copy_atomic(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(dest)
-    try:
-        with open(src, "rb") as inp, open(tmp, "xb") as out:
-            shutil.copyfileobj(inp, out, CHUNK_SIZE)
-        os.replace(tmp, dest)
-    except BaseException:
-        _unlink(tmp)
-        raise
-
-
-def _symlink_atomic(target: Path, link: Path) -> None:
-    # Relative, like huggingface_hub's, so the cache folder can be moved as a whole.
-    tmp = _temp_beside(link)
-    os.symlink(os.path.relpath(target, link.parent), tmp)
-    try:
-        os.replace(tmp, link)
-    except BaseException:
-        _unlink(tmp)
-        raise
 
 
 def _unlink(path: Path | str) -> None:

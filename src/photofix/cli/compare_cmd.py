@@ -91,7 +91,7 @@ def _same_path(a: Path, b: Path) -> bool:
 def _compare_files(before: Path, after: Path, output: Path | None, mode: Mode, position: float,
                    max_side: int | None, reporter: Reporter) -> None:
     from .. import compare, imageio
-    from ..imageio.atomic import write_file
+    from ..imageio import write_file
     from ..provenance import find_record
 
     target = output if output is not None else after.with_name(f"{after.stem}_compare.jpg")

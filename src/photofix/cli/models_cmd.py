@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import EXIT_OK, EXIT_WEIGHTS, WeightsError
+from ..errors import EXIT_OK, EXIT_WEIGHTS, UsageError, WeightsError
 from ..store import ModelEntry
 from .render import Reporter, make_console, reported_errors
 
@@ -37,6 +38,16 @@ BUILT_IN = {
 }
 
 
+class Machine(str, Enum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def _marks(on_cpu: bool) -> str:
+    here = "this machine runs on the CPU, so the ◆ models (bold)" if on_cpu else "this machine has a GPU, so the ★ models (bold)"
+    return f"★ default with a GPU, ◆ default on a CPU (no --model or --tier); {here} run here"
+
+
 @models_app.command("list")
 def list_models(
     task: Annotated[Optional[str], typer.Option(help="Only this task's models, e.g. denoise.", show_default=False)] = None,
@@ -44,10 +55,11 @@ def list_models(
 ) -> None:
     """List the models photofix knows, their licence, and whether they are cached.
 
-    Non-commercial licences are shown in red; the defaults (★) are always free for commercial use.
+    ★ marks the default with a GPU, ◆ the default on a CPU; JSON's "default" is the one
+    that runs on this machine. Non-commercial licences are shown in red; defaults are
+    always free for commercial use.
     """
-    from ..store import load_manifest
-    from ..store import cached_path
+    from ..store import cached_path, default_entries, load_manifest, runs_on_cpu
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -56,21 +68,23 @@ def list_models(
         if task and not entries and task not in BUILT_IN:
             reporter.error(f"no models for task {task!r}; tasks: {', '.join(manifest.tasks())}")
             raise typer.Exit(2)
-        defaults = {manifest.default_for(t).id for t in manifest.tasks() if t in manifest.defaults}
-        rows = []
-        for entry in entries:
-            path = cached_path(entry)
-            rows.append((entry, path is not None, entry.id in defaults))
-        # Tasks whose learned model is used only once cached: it is the default then, else the built-in method.
+        on_cpu = runs_on_cpu()  # as a run resolves --device: PHOTOFIX_DEVICE, else CUDA, MPS, CPU
+        cpu_ids = {e.id for e in default_entries(True, manifest)}
+        gpu_ids = {e.id for e in default_entries(False, manifest)}
+        # (entry, cached, CPU default, GPU default)
+        rows = [(e, cached_path(e) is not None, e.id in cpu_ids, e.id in gpu_ids) for e in entries]
+        # Tasks whose learned model is used only once cached, on either device: it is the default
+        # then, else the built-in method.
         for built_in_task, method in BUILT_IN.items():
             if task not in (None, built_in_task):
                 continue
             learned = [r for r in rows if r[0].task == built_in_task]
-            learned_default = any(cached for _, cached, _ in learned)
-            rows = [(e, c, is_d or (e.task == built_in_task and c and e is learned[0][0])) for e, c, is_d in rows]
-            rows.append((method, True, not learned_default))
+            learned_default = bool(learned) and learned[0][1]  # the run tries only the first
+            rows = [(e, c, cpu or (learned_default and e is learned[0][0]), gpu or (learned_default and e is learned[0][0]))
+                    for e, c, cpu, gpu in rows]
+            rows.append((method, True, not learned_default, not learned_default))
     if as_json:
-        for entry, cached, is_default in rows:
+        for entry, cached, cpu, gpu in rows:
             record = {
                 "id": entry.id,
                 "task": entry.task,
@@ -81,17 +95,20 @@ def list_models(
                 "commercial_use": entry.commercial_use,
                 "verified_hash": entry.verified,
                 "cached": cached,
-                "default": is_default,
+                "default": cpu if on_cpu else gpu,
+                "default_cpu": cpu,
+                "default_gpu": gpu,
             }
             typer.echo(json.dumps(record))
         return
-    table = Table(show_edge=False)
+    table = Table(show_edge=False, caption=_marks(on_cpu))
     for column in ("id", "task", "tier", "arch", "size", "licence", "cached"):
         table.add_column(column)
-    for entry, cached, is_default in rows:
+    for entry, cached, cpu, gpu in rows:
         licence = entry.license if entry.commercial_use else f"[red]{escape(entry.license)} (non-commercial)[/red]"
+        runs_here = cpu if on_cpu else gpu
         table.add_row(
-            ("★ " if is_default else "  ") + entry.id,
+            ("★" if gpu else " ") + ("◆" if cpu else " ") + " " + (f"[bold]{entry.id}[/bold]" if runs_here else entry.id),
             entry.task,
             entry.tier,
             entry.arch,
@@ -103,16 +120,36 @@ def list_models(
 
 
 @models_app.command("download")
-def download(ids: IdsArg) -> None:
-    """Download models into the cache and check their sha256 (needs network)."""
-    from ..store import load_manifest
+def download(
+    ids: Annotated[Optional[list[str]], typer.Argument(metavar="ID", help="Model ids from 'photofix models list'.", show_default=False)] = None,
+    defaults: Annotated[bool, typer.Option("--defaults", help="The default model of every task, for this machine's device (see --for).")] = False,
+    machine: Annotated[
+        Optional[Machine],
+        typer.Option("--for", help="With --defaults: the defaults of a cpu or gpu machine instead of this one (to fetch for another).", show_default=False),
+    ] = None,
+) -> None:
+    """Download models into the cache and check their sha256 (needs network).
+
+    'photofix models download --defaults --for cpu' fetches what a CPU-only machine runs when no --model or --tier is given, e.g. to carry to a machine without network.
+    """
+    from ..store import default_entries, load_manifest, runs_on_cpu
     from ..store import download as fetch
 
     reporter = Reporter()
     failed = False
     with reported_errors(reporter):
+        if ids and defaults:
+            raise UsageError("give model ids or --defaults, not both")
+        if machine is not None and not defaults:
+            raise UsageError("--for only goes with --defaults; model ids are fetched as named")
+        if not ids and not defaults:
+            raise UsageError("name the model ids to download, or --defaults for every task's default")
         manifest = load_manifest()
-        entries = [manifest.get(i) for i in ids]
+        if defaults:
+            on_cpu = runs_on_cpu() if machine is None else machine is Machine.cpu
+            entries = list(default_entries(on_cpu, manifest))
+        else:
+            entries = [manifest.get(i) for i in ids or ()]
     for entry in entries:
         try:
             fetched = fetch(entry, offline=False)

@@ -193,7 +193,7 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
     ],
     "tier": Annotated[
         Optional[Tier],
-        typer.Option(help="Pick the task's fast, balanced or best model. Default: balanced.", rich_help_panel=_MODEL, show_default=False),
+        typer.Option(help="Pick the task's fast, balanced or best model. Default: the fastest model with a clear gain on a CPU (fast), balanced with a GPU.", rich_help_panel=_MODEL, show_default=False),
     ],
     "offline": Annotated[bool, typer.Option("--offline", help="Never download; use only cached or imported weights.", rich_help_panel=_MODEL)],
     "device": Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto = CUDA, then MPS, then CPU.", rich_help_panel=_RUN)],

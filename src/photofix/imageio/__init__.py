@@ -13,8 +13,8 @@ own TIFF directory serializer (which, unlike tifffile, writes EXIF and GPS sub-I
 The work is split by stage: ``memory`` (will restoring it fit? asked of the header,
 before decoding), ``decode`` (bytes to upright pixels), ``metadata`` (EXIF, XMP, ICC,
 DPI, JPEG quality), ``encode`` (pixels to a format's bytes), ``containers`` (the 16-bit
-PNG and TIFF writers), ``jpeg_xmp`` (XMP over 64 KB as the JPEG Extended XMP) and
-``atomic`` (replacing the output file whole).
+PNG and TIFF writers) and ``jpeg_xmp`` (XMP over 64 KB as the JPEG Extended XMP). The
+output file is replaced whole by ``write_file`` (photofix's one atomic writer, re-exported here).
 
 Format rules when writing:
 
@@ -33,9 +33,10 @@ import io
 import os
 from pathlib import Path
 
+from photofix._files import write_file
 from photofix.errors import OutputWriteError, UnsupportedImage, UsageError
 
-from . import atomic, decode, encode, memory, metadata
+from . import decode, encode, memory, metadata
 from .image import Image, ImageMeta
 from .memory import MemoryLimit
 
@@ -50,6 +51,7 @@ __all__ = [
     "format_for_path",
     "read_bytes",
     "read_image",
+    "write_file",
     "write_image",
 ]
 
@@ -144,7 +146,7 @@ def write_image(image: Image, path: str | os.PathLike, *, format: str | None = N
         reason = err.strerror or err
         raise OutputWriteError(f"{target}: cannot create the folder {target.parent} ({reason}); "
                                "check the path and its permissions") from err
-    atomic.write_file(target, lambda fp: encode.encode_to(fp, image, fmt, quality))
+    write_file(target, lambda fp: encode.encode_to(fp, image, fmt, quality))
     return target
 
 

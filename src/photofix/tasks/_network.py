@@ -11,8 +11,8 @@ from .spec import Notify, PlannedStep, RunSettings
 
 def plan_network(task: str, run: RunSettings, params: Any, recorded: dict[str, Any], notify: Notify) -> PlannedStep:
     """Choose the model (manifest entry or a weights file) now; load it and build a Restorer in ``build``."""
+    from ..choice import choose_entry
     from ..manifest import load_manifest
-    from ..pipeline import choose_entry
 
     manifest = load_manifest()
     where = device(run)
@@ -25,8 +25,9 @@ def plan_network(task: str, run: RunSettings, params: Any, recorded: dict[str, A
         step = Step(task, entry.id, entry_hash(entry), recorded)
 
     def build() -> Any:
+        from ..choice import default_overlap
         from ..models import load_entry, load_model
-        from ..pipeline import Restorer, default_overlap
+        from ..pipeline import Restorer
 
         set_threads(run.threads)
         if entry is None:

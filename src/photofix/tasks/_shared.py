@@ -18,7 +18,7 @@ def entry_hash(entry: Any) -> str | None:
 
 
 def file_hash(path: Path) -> str:
-    from ..weights import sha256_file
+    from .._files import sha256_file
 
     return sha256_file(path)
 

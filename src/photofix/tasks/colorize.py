@@ -21,8 +21,8 @@ class ColorizeOptions:
 
 
 def plan(run: RunSettings, options: ColorizeOptions, notify: Notify) -> PlannedStep:
+    from ..choice import choose_entry
     from ..manifest import load_manifest
-    from ..pipeline import choose_entry
 
     where = device(run)
     recorded = SPEC.recorded(options)

@@ -1,0 +1,53 @@
+"""What the engine must know about an architecture beyond spandrel's descriptor, declared once.
+
+spandrel's descriptor gives scale, channels, size requirements, a tiling hint and precision
+support. These traits add what photofix measured or needs: the grid tiles must start on,
+how a non-blind denoiser takes its noise level, and whether the measured CPU rewrites apply.
+In-house architectures declare theirs beside their code (``archs/ffdnet``); spandrel's are
+declared here. The engine reads only ``traits_of``, never a name-keyed table of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+NoiseLevelCall = Callable[[torch.nn.Module, torch.Tensor, float], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ArchTraits:
+    # Tiles start on multiples of this. NAFNet pads to 2**stages = 16 and SCUNet to 64 (three 2x
+    # downsamplings of 8-px windows): off that grid a tile sees a shifted grid and its output
+    # departs from the whole image's (benchmarks/TILE_DEPARTURE.md: NAFNet 48-53 dB on the
+    # grid, 20-30 dB at offsets 1-8).
+    grid: int = 1
+    # Non-blind denoisers: how to pass the noise level (std on the [0, 1] scale); None: blind.
+    noise_level: NoiseLevelCall | None = None
+    # cpu_rewrite's channels-last / fused LayerNorm / folded BatchNorm, measured equal within 1e-4.
+    cpu_rewrites: bool = False
+
+
+def _plane_input(model: torch.nn.Module, x: torch.Tensor, level: float) -> torch.Tensor:
+    # DRUNet takes the noise level as a constant extra input plane (spandrel fixes it at 15).
+    return model(torch.cat([x, torch.full_like(x[:, :1], level)], dim=1))
+
+
+_SPANDREL_TRAITS: dict[str, ArchTraits] = {
+    "NAFNet": ArchTraits(grid=16, cpu_rewrites=True),
+    "SCUNet": ArchTraits(grid=64, cpu_rewrites=True),
+    "Restormer": ArchTraits(cpu_rewrites=True),
+    "DRUNet": ArchTraits(noise_level=_plane_input, cpu_rewrites=True),
+}
+
+
+def traits_of(arch_id: str) -> ArchTraits:
+    """The traits of ``arch_id`` (defaults for an architecture that needs none)."""
+    from .ffdnet import TRAITS as FFDNET_TRAITS
+
+    return {"FFDNet": FFDNET_TRAITS, **_SPANDREL_TRAITS}.get(arch_id, ArchTraits())
+
+
+__all__ = ["ArchTraits", "NoiseLevelCall", "traits_of"]
