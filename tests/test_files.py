@@ -7,15 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from photofix import _files, batch
+from photofix import _files
 
 
 def test_temp_names_are_the_ones_batch_cleans_up(tmp_path: Path) -> None:
     target = tmp_path / "photo.png"
     tmp, fd = _files.create_temp(target)
     os.close(fd)
-    match = batch._TEMP_NAME.fullmatch(tmp.name)
-    assert match is not None and match.group(1) == "photo.png"
+    # the one pattern batch.remove_stale_temps cleans up by
+    assert _files.temp_target(tmp.name) == "photo.png"
+    assert _files.temp_target("photo.png") is None and _files.temp_target(".photo.png.part") is None
 
 
 @pytest.mark.parametrize("error", [ValueError("encoder refused"), KeyboardInterrupt()])

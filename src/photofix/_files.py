@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Callable
@@ -16,8 +17,9 @@ from typing import BinaryIO, TypeVar
 from .errors import OutputWriteError
 
 CHUNK_SIZE = 1 << 20
-# Temp files are ".NAME.<8 hex>.tmp" beside NAME: batch.remove_stale_temps matches exactly that.
+# Temp files are ".NAME.<8 hex>.tmp" beside NAME; ``temp_target`` recognises exactly that.
 TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp", re.DOTALL)
 
 T = TypeVar("T")
 
@@ -94,6 +96,12 @@ def _claim_temp(target: Path, suffix: str, make: Callable[[Path], T]) -> tuple[P
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {target}")
+
+
+def temp_target(name: str) -> str | None:
+    """The NAME a temp file of ``create_temp``'s naming was being written for, else None."""
+    found = _TEMP_NAME.fullmatch(name)
+    return found.group(1) if found else None
 
 
 def sync_folder(folder: Path) -> None:

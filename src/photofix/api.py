@@ -20,6 +20,7 @@ from .errors import UsageError
 from .jobs import FileResult, ImageProcessor, Job
 from .provenance import Recipe, Step
 from .tasks import (
+    PRESETS,
     PlannedStep,
     RunSettings,
     StepRequest,
@@ -207,14 +208,8 @@ def _requests(task: str | None, steps: str | Sequence[StepRequest] | None, optio
     if options:
         raise UsageError(f"options {', '.join(options)} apply to one task; in a chain give them per step ('task:key=value')")
     if isinstance(steps, str):
-        return preset_steps(steps) if ":" not in steps and "," not in steps and steps in _preset_names() else parse_steps(steps)
+        return preset_steps(steps) if steps in PRESETS else parse_steps(steps)
     return list(steps)
-
-
-def _preset_names() -> set[str]:
-    from .tasks import PRESETS
-
-    return set(PRESETS)
 
 
 def _build(planned: Sequence[PlannedStep]) -> ImageProcessor:

@@ -17,7 +17,6 @@ yielded in input order either way.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 import traceback
@@ -28,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import imageio
+from ._files import temp_target
 from .errors import NotEnoughMemory, OutputWriteError, PhotofixError, UsageError, WeightsError
 from .imageio import Image
 from .jobs import DONE, FAILED, PLANNED, SKIPPED, FileResult, ImageProcessor, Job, TileProgress
@@ -175,8 +175,6 @@ class _InOrder:
 # --- before a run: temporary files of a killed run ------------------------------------------
 
 STALE_TEMP_SECONDS = 30 * 60
-# _files.create_temp's naming: ".NAME.<8 hex digits>.tmp" beside the output NAME.
-_TEMP_NAME = re.compile(r"\.(.+)\.[0-9a-f]{8}\.tmp", re.DOTALL)
 
 
 def remove_stale_temps(outputs: Iterable[os.PathLike], *, older_than: float = STALE_TEMP_SECONDS) -> list[str]:
@@ -197,7 +195,7 @@ def remove_stale_temps(outputs: Iterable[os.PathLike], *, older_than: float = ST
     for folder, names in names_by_folder.items():
         try:
             with os.scandir(folder) as entries:
-                candidates = [e for e in entries if (m := _TEMP_NAME.fullmatch(e.name)) and m.group(1) in names]
+                candidates = [e for e in entries if temp_target(e.name) in names]
         except OSError:
             continue  # no such folder yet: nothing was left there
         for entry in candidates:

@@ -310,8 +310,13 @@ def load_entry(
     device: str | torch.device | None = None,
     precision: str = "auto",
 ) -> LoadedModel:
-    """Fetch (or find cached) the weights of a manifest entry and load them."""
-    fetched = fetch_checked(entry, offline=offline, check=False)
+    """Fetch (or find cached) the weights of a manifest entry and load them.
+
+    Loading checks the architecture, so a first-use hash of the wrong model is dropped here.
+    """
+    from .weights import fetch
+
+    fetched = fetch(entry, offline=offline)
     try:
         return load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision,
                           sha256=fetched.sha256, hash_recorded_now=fetched.first_use_hash)
@@ -327,15 +332,12 @@ def check_weights_file(path: str | os.PathLike, expected_arch: str) -> str:
     return str(_detect_architecture(state_dict, path, expected_arch).architecture.id)
 
 
-def fetch_checked(entry: ModelEntry, *, offline: bool | None = None, check: bool = True) -> Any:
-    """``weights.fetch``, but a hash recorded on first use is kept only for a file of the right architecture.
-
-    With ``check=False`` the caller loads the file itself and must call ``_untrust_if_new`` on failure.
-    """
+def fetch_checked(entry: ModelEntry, *, offline: bool | None = None) -> Any:
+    """``weights.fetch``, but a hash recorded on first use is kept only for a file of the right architecture."""
     from .weights import fetch
 
     fetched = fetch(entry, offline=offline)
-    if check and fetched.first_use_hash:
+    if fetched.first_use_hash:
         try:
             check_weights_file(fetched.path, entry.arch)
         except ModelLoadError:
@@ -446,14 +448,22 @@ def _without_traced_wrapper(state_dict: dict[str, Any]) -> dict[str, Any]:
     return state_dict
 
 
+def _holds_non_finite(value: Any) -> bool:
+    # A float32 sum is NaN/inf whenever an element is (10x cheaper than isfinite on every
+    # element: 0.03 s against 0.32 s for 464 MB); only a tensor it flags is checked exactly,
+    # since a sum of huge finite weights could overflow.
+    if not (isinstance(value, torch.Tensor) and value.is_floating_point()):
+        return False
+    return not torch.isfinite(value.sum()) and not torch.isfinite(value).all()
+
+
 def _detect_architecture(state_dict: dict[str, Any], path: Path, expected_arch: str | None) -> Any:
     """The registry's descriptor for ``state_dict``, checked against ``expected_arch``; typed errors.
 
     """
     from spandrel import UnsupportedModelError
 
-    broken = [key for key, value in state_dict.items() if isinstance(value, torch.Tensor)
-              and value.is_floating_point() and not torch.isfinite(value).all()]
+    broken = [key for key, value in state_dict.items() if _holds_non_finite(value)]
     if broken:
         # Every image would come out NaN: a whole-run weights error, not one failure per file.
         raise ModelLoadError(

@@ -138,8 +138,7 @@ def verified_sha256(entry: ModelEntry, cache_dir: PathLike | None = None) -> str
         return expected
     actual = _verified_hash(path)
     if expected is not None and actual != expected:
-        remove = _remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file
-        remove(path)
+        _remover(entry)(path)
         raise ChecksumMismatch(_mismatch_message(entry, path, expected, actual, removed=True))
     return actual
 
@@ -332,8 +331,7 @@ def _open_url(url: str) -> BinaryIO:
 
 def _use_cached(entry: ModelEntry, path: Path) -> FetchedWeights:
     actual = _verified_hash(path)
-    remove = _remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file
-    first = _settle(entry, path, actual, remove=remove)
+    first = _settle(entry, path, actual, remove=_remover(entry))
     return FetchedWeights(path, actual, downloaded=False, first_use_hash=first)
 
 
@@ -477,39 +475,38 @@ def _place_in_url_store(src: Path, entry: ModelEntry, source: UrlSource, sha: st
 # --- trust on first use ------------------------------------------------------
 
 
-def trust_file() -> Path:
-    """Where the hashes recorded on first use live (one JSON file under ``photofix_home()``)."""
-    return _trust_file()
-
-
 def forget(entry: ModelEntry, cache_dir: PathLike | None = None) -> list[str]:
     """Undo trust and caching for ``entry``: its first-use record and its cached file.
 
     Returns what was removed, in words. The next download or import starts afresh.
     """
     removed = []
-    path = _trust_file()
+    path = trust_file()
     if path.is_file():
         with FileLock(str(path) + ".lock"):
             models = _read_trust(path)
             if models.pop(entry.id, None) is not None:
-                write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
+                _write_trust(path, models)
                 removed.append(f"the sha256 recorded on first use (in {path})")
     cached = _local_path(entry, cache_dir)
     if cached.is_file() or cached.is_symlink():
-        (_remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file)(cached)
+        _remover(entry)(cached)
         removed.append(f"the cached file {cached}")
     return removed
 
 
-
-def _trust_file() -> Path:
+def trust_file() -> Path:
+    """Where the hashes recorded on first use live (one JSON file under ``photofix_home()``)."""
     return settings.photofix_home() / TRUST_FILE
+
+
+def _write_trust(path: Path, models: dict[str, object]) -> None:
+    write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
 
 
 def recorded_hash(entry: ModelEntry) -> str | None:
     """The sha256 recorded on first use for this entry's current source, if any."""
-    record = _read_trust(_trust_file()).get(entry.id)
+    record = _read_trust(trust_file()).get(entry.id)
     return _valid_record(record, entry)
 
 
@@ -523,7 +520,7 @@ def _valid_record(record: object, entry: ModelEntry) -> str | None:
 
 def _trust(entry: ModelEntry, actual: str) -> tuple[str, bool]:
     """The hash to hold ``entry`` to: the recorded one, or ``actual`` recorded now (True)."""
-    path = _trust_file()
+    path = trust_file()
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):  # read-modify-write across processes
         models = _read_trust(path)
@@ -535,7 +532,7 @@ def _trust(entry: ModelEntry, actual: str) -> tuple[str, bool]:
             "source": str(entry.source),
             "recorded": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        write_text_atomic(path, json.dumps({"version": 1, "models": models}, indent=2, sort_keys=True) + "\n")
+        _write_trust(path, models)
     return actual, True
 
 
@@ -581,6 +578,11 @@ def _remove_hub_file(pointer: Path) -> None:
         _unlink(blob)
 
 
+def _remover(entry: ModelEntry) -> Callable[[Path], None]:
+    """How a bad cached file of ``entry`` is removed: a Hub snapshot link with its blob, or a URL file."""
+    return _remove_hub_file if isinstance(entry.source, HubSource) else _remove_url_file
+
+
 def _remove_url_file(path: Path) -> None:
     _unlink(path)
 
@@ -613,7 +615,7 @@ def _mismatch_message(entry: ModelEntry, path: Path, expected: str, actual: str,
             f"elsewhere and run `photofix models import {entry.id} FILE`."
         )
     else:
-        origin = f"recorded on first use in {_trust_file()}"
+        origin = f"recorded on first use in {trust_file()}"
         advice = (
             f" If the recorded file was the wrong one, run `photofix models forget {entry.id}`, then import or "
             f"download {entry.source.filename} ({entry.source}) again."

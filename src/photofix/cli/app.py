@@ -73,9 +73,6 @@ def run_task(input: str, output: str, common: Common, requests: list[Any]) -> No
     if common.json and output == "-":
         reporter.error("--json and OUTPUT '-' both use stdout; write the image to a file or drop --json")
         raise typer.Exit(EXIT_USAGE)
-    if common.model and common.weights:
-        reporter.error("--model and --weights both choose the model; give one of them")
-        raise typer.Exit(EXIT_USAGE)
 
     _interrupt_on_sigterm()
     try:

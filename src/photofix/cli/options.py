@@ -48,11 +48,14 @@ class Precision(str, Enum):
 
 
 def parse_tile(value: str) -> str:
-    """``auto``, ``0`` (whole image) or a side length ≥ 32."""
-    if value == "auto":
-        return value
-    if not value.isdigit() or (int(value) != 0 and int(value) < 32):
-        raise typer.BadParameter("use 'auto', 0 (whole image) or a tile side of at least 32 pixels")
+    """``auto``, ``0`` (whole image) or a side length ≥ 32: the library's rule, checked at parse time."""
+    from ..errors import UsageError
+    from ..tasks import check_tile
+
+    try:
+        check_tile(value)
+    except UsageError as error:
+        raise typer.BadParameter(str(error)) from None
     return value
 
 

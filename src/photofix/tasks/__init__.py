@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import UsageError
 from . import colorize, deblur, denoise, derain, deshadow, scratch_repair, upscale
-from .spec import EventKind, Notify, Option, OptionField, PlannedStep, RunSettings, TaskSpec, ignore, option
+from .spec import EventKind, Notify, Option, OptionField, PlannedStep, RunSettings, TaskSpec, check_tile, ignore, option
 from .steps import PRESETS, StepRequest, parse_steps, preset_steps
 
 TASKS: dict[str, TaskSpec] = {
@@ -37,6 +37,7 @@ __all__ = [
     "RunSettings",
     "StepRequest",
     "TaskSpec",
+    "check_tile",
     "get_task",
     "ignore",
     "option",

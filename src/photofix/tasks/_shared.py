@@ -65,10 +65,6 @@ def fetch_announced(entry: Any, run: RunSettings, notify: Notify) -> Any:
     return fetched
 
 
-def tier(run: RunSettings) -> str | None:
-    return run.tier
-
-
 def mask_hooks(mask: Path | None, mask_out: Path | None) -> tuple[Callable[[Any], Any], Callable[[Any, Any], None]]:
     """A mask option (a file, or a folder matched by photo name) and mask_out as per-image callbacks."""
     from ..masks import find_mask, load_mask, save_mask

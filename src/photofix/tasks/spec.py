@@ -132,6 +132,13 @@ def _default(item: Field) -> Any:
     return None if item.default is MISSING else item.default
 
 
+def check_tile(tile: str | int) -> str | int:
+    """``tile`` if it is 'auto', 0 (whole image) or a side of at least 32 px; else UsageError."""
+    if tile != "auto" and (not str(tile).isdigit() or 0 < int(tile) < 32):
+        raise UsageError(f"tile {tile!r}: use 'auto', 0 (whole image) or a tile side of at least 32 pixels")
+    return tile
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What a run decides beside the task's own options: which model, where and how it runs."""
@@ -149,8 +156,7 @@ class RunSettings:
     def __post_init__(self) -> None:
         if self.model and self.weights:
             raise UsageError("model and weights both choose the model; give one of them")
-        if self.tile != "auto" and (not str(self.tile).isdigit() or 0 < int(self.tile) < 32):
-            raise UsageError(f"tile {self.tile!r}: use 'auto', 0 (whole image) or a side of at least 32 pixels")
+        check_tile(self.tile)
 
     @property
     def tile_side(self) -> int | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from .spec import Option, OptionField
 
 PRESETS: dict[str, str] = {
     # Damage first (inpainting works best on the original grain), then grain, then colour
@@ -26,14 +27,9 @@ PRESETS: dict[str, str] = {
 }
 
 
-def _existing_path(text: str) -> Path:
-    path = Path(text).expanduser()
-    if not path.exists():
-        raise ValueError(f"{text} does not exist")
-    return path
-
-
-_MODEL_OPTIONS: dict[str, Callable[[str], Any]] = {"model": str, "weights": _existing_path}
+# model and weights, checked like any option of the task's own (a weights file must exist)
+_WEIGHTS = OptionField("weights", Path, True, None, Option("a local checkpoint", must_exist=True))
+_MODEL_OPTIONS: dict[str, Callable[[str], Any]] = {"model": str, "weights": _WEIGHTS.check}
 
 
 def _step_options(task: str) -> dict[str, Callable[[str], Any]]:
