@@ -14,7 +14,7 @@ baseline) this prints, per model and per variant:
 Models are randomly initialised in their real configurations (zero-initialised
 parameters such as NAFNet's beta/gamma and FFDNet's batch-norm statistics are
 randomised, or the equivalence check would compare identity blocks), saved as a
-state dict to a temporary ``.pth`` and loaded with ``photofix.models.load_model``,
+state dict to a temporary ``.pth`` and loaded with ``photofix.engine.models.load_model``,
 exactly as photofix loads a downloaded checkpoint.
 
 Variants (each one that changes the module runs on its own freshly loaded copy):
@@ -195,10 +195,10 @@ DEFAULT_MODELS = ("ffdnet", "nafnet", "scunet", "drunet", "restormer")
 # --------------------------------------------------------------------------------------
 
 
-# The rewrites under test are photofix's own (``photofix.cpu_rewrite``), which load_model
+# The rewrites under test are photofix's own (``photofix.engine.cpu_rewrite``), which load_model
 # applies on CPU; the variants below switch them on and off one at a time.
-from photofix.cpu_rewrite import fold_batch_norms  # noqa: E402
-from photofix.cpu_rewrite import fuse_channel_layer_norms as fuse_layer_norms  # noqa: E402
+from photofix.engine.cpu_rewrite import fold_batch_norms  # noqa: E402
+from photofix.engine.cpu_rewrite import fuse_channel_layer_norms as fuse_layer_norms  # noqa: E402
 
 
 class _TracedAdapter(nn.Module):
@@ -302,7 +302,7 @@ def _call(m: Any, spec: ModelSpec, x: torch.Tensor) -> torch.Tensor:
 def _no_grad_call(m: Any, spec: ModelSpec, x: torch.Tensor) -> torch.Tensor:
     """LoadedModel.__call__'s steps under no_grad (spandrel's descriptor call forces inference_mode)."""
     from photofix.archs import noise_level_call
-    from photofix.models import _pad_to
+    from photofix.engine.models import _pad_to
 
     net = m.descriptor.model
     noise_call = noise_level_call(m.arch)
@@ -494,7 +494,7 @@ def bench_model(
     workdir: Path,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    from photofix.models import load_model
+    from photofix.engine.models import load_model
 
     path = workdir / f"{spec.key}.pth"
     torch.manual_seed(0)

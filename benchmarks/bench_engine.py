@@ -258,7 +258,7 @@ def as_image(pixels_01: np.ndarray):
 
 def work_ratio(shape: tuple[int, int], tile: int, overlap: int, multiple_of: int) -> tuple[float, int]:
     """Pixels the tile plan feeds the model / image pixels, and the tile count."""
-    from photofix.tiling import plan_tiles
+    from photofix.engine.tiling import plan_tiles
 
     plan = plan_tiles(shape[0], shape[1], tile, overlap, multiple_of)
     area = sum(y1 - y0 for y0, y1 in plan.ys) * sum(x1 - x0 for x0, x1 in plan.xs)
@@ -278,8 +278,8 @@ def driver(spec: dict[str, Any]) -> dict[str, Any]:
 
     quiet_warnings()
     torch.set_num_threads(spec["threads"])
-    from photofix.models import load_model
-    from photofix.pipeline import Restorer, TaskParams
+    from photofix.engine.models import load_model
+    from photofix.tasks.restore import Restorer, TaskParams
 
     def mark() -> dict[str, int]:
         return {"vmhwm": peak_rss_bytes(), "ru_maxrss": maxrss_bytes()}
@@ -346,7 +346,7 @@ def primed_restorer(task: str, model, params, tile: int | None, overlap: int, ti
     the restorer and what priming cost beyond a plain ``tile=0`` run of the same
     tiny image, i.e. the one-off cost of choosing the tile (0 for a fixed default).
     """
-    from photofix.pipeline import Restorer
+    from photofix.tasks.restore import Restorer
 
     plain = Restorer(task, model, params=params, tile=0)
     plain.restore(tiny)
@@ -377,8 +377,8 @@ def run_driver(spec: dict[str, Any]) -> dict[str, Any]:
 def bench_ffdnet(refs: dict[str, Path], sizes: dict[str, Any], repeats: int, threads: int,
                  tile: int | None) -> dict[str, Any]:
     """Figures 1, 3 and 4 for FFDNet colour denoising, in this process."""
-    from photofix.models import load_model
-    from photofix.pipeline import Restorer, TaskParams
+    from photofix.engine.models import load_model
+    from photofix.tasks.restore import Restorer, TaskParams
 
     reference = import_ffdnet_reference(refs["ffdnet_module"])
     start = time.perf_counter()
@@ -452,7 +452,7 @@ def bench_dat(refs: dict[str, Path], sizes: dict[str, Any], repeats: int, thread
     """Figures 1 and 4 for DAT-light x4, in this process (figure 3 runs in subprocesses)."""
     from PIL import Image as PILImage
 
-    from photofix.models import load_model
+    from photofix.engine.models import load_model
 
     DATLight = import_dat_reference(refs["dat_root"])
     start = time.perf_counter()

@@ -66,10 +66,10 @@ class AcceleratorStandIn:
 
 def run_once(inputs: Path, output: Path, weights: Path, jobs: int, wait_ms: float) -> tuple[float, float]:
     """Wall seconds for the folder, and seconds the processor itself took (model loaded beforehand)."""
-    from photofix.batch import run_jobs
-    from photofix.jobs import plan_jobs
-    from photofix.models import load_model
-    from photofix.pipeline import Restorer, TaskParams
+    from photofix.run.batch import run_jobs
+    from photofix.run.jobs import plan_jobs
+    from photofix.engine.models import load_model
+    from photofix.tasks.restore import Restorer, TaskParams
 
     if wait_ms:
         restorer = AcceleratorStandIn(wait_ms / 1000)

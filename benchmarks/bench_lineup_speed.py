@@ -3,7 +3,7 @@
 The published checkpoints cannot be downloaded on the machine this was written on, so each
 model is built with its *released configuration* (same widths, depths and heads; weights
 random, which does not change the amount of work), saved, and loaded through
-``photofix.models.load_model`` on the CPU, so the figures include photofix's CPU rewrites
+``photofix.engine.models.load_model`` on the CPU, so the figures include photofix's CPU rewrites
 (channels_last, fused LayerNorm, folded BatchNorm) and its padding/clamp. The timed call is
 one whole crop through ``LoadedModel`` (no tiling, which adds overlap on top).
 
@@ -132,7 +132,7 @@ def photo_crop(side: int, channels: int) -> torch.Tensor:
 
 
 def measure(name: str, repeats: int, folder: Path) -> dict:
-    from photofix.models import load_model
+    from photofix.engine.models import load_model
 
     build, side, ids = CONFIGS[name]
     path = folder / f"{name}.pth"

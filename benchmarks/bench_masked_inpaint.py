@@ -92,7 +92,7 @@ def random_lama(folder: Path):
     import torch
     from spandrel.architectures.LaMa import LaMa
 
-    from photofix.inpaint import load_lama
+    from photofix.methods.inpaint import load_lama
 
     torch.manual_seed(0)
     path = folder / "random-big-lama.pth"
@@ -115,7 +115,7 @@ def main() -> None:
     parser.add_argument("--lama-scratches", type=int, nargs="+", default=[5, 20])
     args = parser.parse_args()
 
-    from photofix.inpaint import inpaint_classical, inpaint_masked
+    from photofix.methods.inpaint import inpaint_classical, inpaint_masked
 
     rows: list[str] = []
     for size, (height, width) in SIZES.items():

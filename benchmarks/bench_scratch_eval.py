@@ -6,7 +6,7 @@ it was never run while the detector was being designed or its constants chosen, 
 reported apart. For every generator and photo, three detectors are scored:
 
 * ``before``  - the classical detector as it was at ``--before-rev`` (read with ``git show``),
-* ``after``   - ``photofix.scratch.detect_scratches`` as installed now (default settings),
+* ``after``   - ``photofix.methods.scratch.detect_scratches`` as installed now (default settings),
 * ``tophat``  - a plain baseline: white and black top-hat (7 px disk) of the luminance,
   cut at 0.25 (the best F1 of 0.12-0.32 on the tuning generators), pieces under 3 px dropped.
 
@@ -55,8 +55,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from photofix.inpaint import inpaint_classical, inpaint_masked
-from photofix.scratch import detect_scratches, dilate_mask, luminance
+from photofix.methods.inpaint import inpaint_classical, inpaint_masked
+from photofix.methods.scratch import detect_scratches, dilate_mask, luminance
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE_REV = "2b83c8613cca4a251340f6f2c6dfa5ceb12bb403"  # scratch.py as the independent check found it

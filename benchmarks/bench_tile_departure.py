@@ -1,6 +1,6 @@
 """Tile departure benchmark: how far tiled inference drifts from whole-image inference.
 
-photofix runs models tile by tile (``photofix.tiling.run_tiled``). For a
+photofix runs models tile by tile (``photofix.engine.tiling.run_tiled``). For a
 convolutional model with enough overlap the tiled output equals the whole-image
 output; models with image-wide operations do not have that property:
 Restormer's transposed attention normalises and mixes over *all* pixels of its
@@ -8,7 +8,7 @@ input, and NAFNet's simplified channel attention average-pools over it, so a
 tile sees different statistics than the whole image. SCUNet's Swin windows and
 NAFNet's stride-2 grid also depend on where a tile starts. This script measures
 the departure for random weights in the real architectures' layouts, loaded
-through ``photofix.models.load_model`` (the exact inference path, including
+through ``photofix.engine.models.load_model`` (the exact inference path, including
 padding and the clamp to [0, 1]).
 
 For each model and photo it computes the whole-image output W (``tile=0``) and
@@ -258,12 +258,12 @@ def adjust_init(spec: ModelSpec, net: Any, probe: Any) -> dict[str, Any]:
 
 
 def build_model(spec: ModelSpec, seed: int, probe_hwc: np.ndarray, folder: Path) -> tuple[Any, dict[str, Any]]:
-    """Random model -> adjusted init -> .pth -> photofix.models.load_model (the real inference path)."""
+    """Random model -> adjusted init -> .pth -> photofix.engine.models.load_model (the real inference path)."""
     import torch
 
     from photofix.archs import traits_of
-    from photofix.cpu_rewrite import rewrite_for_cpu
-    from photofix.models import load_model
+    from photofix.engine.cpu_rewrite import rewrite_for_cpu
+    from photofix.engine.models import load_model
 
     torch.manual_seed(seed)
     net = spec.build().eval()
@@ -353,7 +353,7 @@ def trained_cost(departure_db: float, psnr_db: float) -> float:
 
 def band_mask(plan: Any, height: int, width: int) -> np.ndarray:
     """Pixels inside a raised-cosine blend band (any tile weight strictly between 0 and 1)."""
-    from photofix.tiling import axis_windows
+    from photofix.engine.tiling import axis_windows
 
     def axis(spans: Any, length: int) -> np.ndarray:
         mask = np.zeros(length, dtype=bool)
@@ -386,7 +386,7 @@ def plan_summary(plan: Any) -> dict[str, Any]:
 
 def run_model(spec: ModelSpec, model: Any, images: dict[str, dict[str, np.ndarray]],
               combos: list[tuple[int, int]], aligned: list[tuple[int, int]]) -> dict[str, Any]:
-    from photofix.tiling import plan_tiles, run_tiled
+    from photofix.engine.tiling import plan_tiles, run_tiled
 
     def fn(x: Any) -> Any:
         return model(x, SIGMA)

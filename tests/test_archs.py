@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from photofix.errors import ArchitectureMismatch, ModelLoadError
-from photofix.models import load_model, read_state_dict
+from photofix.engine.models import load_model, read_state_dict
 from tests.helpers import kair_ffdnet_state_dict
 
 

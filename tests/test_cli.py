@@ -233,7 +233,7 @@ def test_upscale_rejects_a_1x_model(photos: Path, tmp_path: Path, ffdnet_weights
 
 
 def test_an_unexpected_error_fails_only_that_file(photos: Path, tmp_path: Path, ffdnet_weights, monkeypatch: pytest.MonkeyPatch) -> None:
-    from photofix import pipeline
+    from photofix.tasks import restore as pipeline
 
     real_restore = pipeline.Restorer.restore
 
@@ -291,8 +291,8 @@ def test_sixteen_bit_and_alpha_survive(tmp_path: Path, ffdnet_weights) -> None:
 
 
 def test_models_download_with_wrong_file_exits_3_and_keeps_nothing(tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from photofix import weights
-    from photofix.manifest import load_manifest
+    from photofix.store import weights
+    from photofix.store.manifest import load_manifest
     from tests.helpers import FakeHub
 
     entry = load_manifest().get("scunet-color-real")
@@ -308,7 +308,7 @@ def test_models_download_with_wrong_file_exits_3_and_keeps_nothing(tmp_path: Pat
 
 
 def test_first_run_downloads_then_reports_recorded_hash(photos: Path, tmp_path: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from photofix import weights
+    from photofix.store import weights
 
     weights_file = tmp_path / "upstream-ffdnet.pth"
     torch.save(kair_ffdnet_state_dict(identity=True), weights_file)

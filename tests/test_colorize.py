@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image as PILImage
 from skimage import color
 
-from photofix.colorize import colorize, colorize_image, gamut_map_chroma, load_colorizer, luminance_and_grey
+from photofix.methods.colorize import colorize, colorize_image, gamut_map_chroma, load_colorizer, luminance_and_grey
 from photofix.errors import ArchitectureMismatch, ModelLoadError, UsageError
 from photofix.imageio import Image, ImageMeta, decode_image, encode_image
 from tests.helpers import kair_ffdnet_state_dict
@@ -278,7 +278,7 @@ def test_colorizer_stand_in_needs_only_render_size_and_predict_ab(astronaut: np.
 
 
 def test_strip_by_strip_maths_matches_whole_image_maths(astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    import photofix.colorize as module
+    import photofix.methods.colorize as module
 
     photo = np.repeat(photo_grey(astronaut, 301, 517, 65535), 3, axis=2)
     photo[-3:, -5:, 0] = 0.9  # colour only in the last rows
@@ -338,7 +338,7 @@ def test_saturated_chroma_keeps_lightness_in_16_bit_output(astronaut: np.ndarray
 
 
 def test_chroma_inside_srgb_is_left_exactly_as_predicted(astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    import photofix.colorize as module
+    import photofix.methods.colorize as module
 
     lab = color.rgb2lab(np.random.default_rng(0).uniform(0.02, 0.98, (64, 64, 3))).astype(np.float32)
     lab[0, :4] = [[0, 0, 0], [100, 0, 0], [50, 0, 0], [0.5, 0, 0]]  # greys, black and white among them

@@ -13,11 +13,11 @@ from PIL import ImageCms
 from skimage import data
 from typer.testing import CliRunner
 
-from photofix import compare
+from photofix.review import compare
 from photofix.cli import compare_cmd
 from photofix.errors import UsageError
 from photofix.imageio import Image, ImageMeta
-from photofix.provenance import Record, RunLog, sha256_file
+from photofix.run.provenance import Record, RunLog, sha256_file
 
 runner = CliRunner()
 

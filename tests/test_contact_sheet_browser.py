@@ -17,9 +17,9 @@ import pytest
 from PIL import Image as PILImage
 from skimage import data
 
-from photofix.compare import Pair, pair_folders
-from photofix.contact_sheet import write_contact_sheet
-from photofix.provenance import Record, RunLog, sha256_file
+from photofix.review.compare import Pair, pair_folders
+from photofix.review.contact_sheet import write_contact_sheet
+from photofix.run.provenance import Record, RunLog, sha256_file
 
 WEIGHTS = "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1"
 

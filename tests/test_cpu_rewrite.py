@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from photofix.cpu_rewrite import ChannelLayerNorm, rewrite_for_cpu
-from photofix.models import load_model
+from photofix.engine.cpu_rewrite import ChannelLayerNorm, rewrite_for_cpu
+from photofix.engine.models import load_model
 
 TOLERANCE = 1e-4
 

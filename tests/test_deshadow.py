@@ -23,7 +23,7 @@ import pytest
 from skimage import data
 
 from photofix._color import linear_to_srgb, srgb_to_linear
-from photofix.deshadow import deshadow, detect_shadows, estimate_shadow_mask, feather_mask, mask_from_array, refine_mask_edges, remove_shadow
+from photofix.methods.deshadow import deshadow, detect_shadows, estimate_shadow_mask, feather_mask, mask_from_array, refine_mask_edges, remove_shadow
 from photofix.errors import ImageError, UsageError
 from tests.helpers import psnr
 

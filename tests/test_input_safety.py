@@ -153,7 +153,7 @@ def test_running_out_of_memory_while_decoding_is_that_files_one_line_failure(mon
 
 
 def test_running_out_of_memory_while_restoring_is_that_files_one_line_failure(tmp_path: Path, small_photo, ffdnet_weights, monkeypatch) -> None:
-    from photofix import pipeline
+    from photofix.tasks import restore as pipeline
 
     folder = tmp_path / "in"
     folder.mkdir()

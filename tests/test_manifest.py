@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from photofix.errors import ManifestError, UnknownModel, UsageError
-from photofix.manifest import HubSource, UrlSource, load_manifest, parse_manifest
+from photofix.store.manifest import HubSource, UrlSource, load_manifest, parse_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_IDS = {

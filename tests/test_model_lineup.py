@@ -21,7 +21,7 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from photofix.cli import app
-from photofix.manifest import load_manifest
+from photofix.store.manifest import load_manifest
 from tests.helpers import kair_ffdnet_state_dict
 
 runner = CliRunner()

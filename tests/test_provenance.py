@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from photofix import imageio
 from photofix.errors import UsageError
-from photofix.provenance import Recipe, Record, RunLog, Step, new_record, read_xmp_record, record_from_xmp, with_record
+from photofix.run.provenance import Recipe, Record, RunLog, Step, new_record, read_xmp_record, record_from_xmp, with_record
 from photofix.tasks import PRESETS, parse_steps, preset_steps
 
 RECIPE = Recipe((Step("denoise", "ffdnet-color", "ab" * 32, {"sigma": 15.0}), Step("upscale", "dat-light-x2", "cd" * 32, {"scale": 2.0})))

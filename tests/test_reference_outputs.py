@@ -16,8 +16,8 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from photofix.cli import app
-from photofix.models import load_model
-from photofix.pipeline import Restorer, TaskParams
+from photofix.engine.models import load_model
+from photofix.tasks.restore import Restorer, TaskParams
 from photofix.imageio import read_image
 from tests.helpers import add_noise, psnr
 

@@ -14,9 +14,9 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 import photofix.imageio
-import photofix.models
+import photofix.engine.models
 from photofix.cli import app
-from photofix.provenance import RunLog, sha256_file
+from photofix.run.provenance import RunLog, sha256_file
 from tests.helpers import add_noise, psnr
 from tests.test_scratch_repair import draw_damage
 
@@ -61,7 +61,7 @@ def test_chain_on_a_folder_writes_once_loads_once_and_records_provenance(
     folder, originals = degraded
     out = tmp_path / "out"
     steps = f"scratch-repair:model=classical,denoise:weights={ffdnet_weights['rgb']}:sigma=15,upscale:weights={dat_weights[2]}"
-    loads = _counting(monkeypatch, photofix.models, "load_model")
+    loads = _counting(monkeypatch, photofix.engine.models, "load_model")
     writes = _counting(monkeypatch, photofix.imageio, "write_image", arg=1)
 
     result = runner.invoke(app, ["restore", str(folder), str(out), "--steps", steps, "--json", "--tile", "0"])

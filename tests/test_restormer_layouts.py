@@ -34,7 +34,7 @@ import torch
 from spandrel_extra_arches.architectures.Restormer import Restormer
 
 from photofix.archs.keymaps import is_restormer, to_canonical_layout
-from photofix.models import load_model, read_state_dict
+from photofix.engine.models import load_model, read_state_dict
 from tests.helpers import kair_ffdnet_state_dict
 
 SMALL = dict(dim=16, num_blocks=[1, 1, 1, 1], num_refinement_blocks=1, heads=[1, 2, 4, 8])

@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from photofix.cli import app
-from photofix.provenance import RunLog
+from photofix.run.provenance import RunLog
 from tests.helpers import add_noise
 
 runner = CliRunner()

@@ -18,11 +18,11 @@ from PIL import Image as PILImage
 from typer.testing import CliRunner
 
 from photofix import imageio
-from photofix.batch import FileOptions, run_jobs
+from photofix.run.batch import FileOptions, run_jobs
 from photofix.cli import app
 from photofix.errors import OutputWriteError
-from photofix.jobs import DONE, Job
-from photofix.provenance import Recipe, Record, RunLog, Step, new_record, record_from_xmp, with_record
+from photofix.run.jobs import DONE, Job
+from photofix.run.provenance import Recipe, Record, RunLog, Step, new_record, record_from_xmp, with_record
 
 RECIPE = Recipe((Step("denoise", "classical", None, {"sigma": 5.0}),))
 runner = CliRunner()

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from photofix.inpaint import inpaint_classical, inpaint_masked
-from photofix.scratch import detect_scratches, dilate_mask, luminance
+from photofix.methods.inpaint import inpaint_classical, inpaint_masked
+from photofix.methods.scratch import detect_scratches, dilate_mask, luminance
 from tests.helpers import psnr
 
 SS = 4

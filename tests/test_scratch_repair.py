@@ -18,8 +18,8 @@ from skimage import data
 from torch import nn
 
 from photofix.errors import ArchitectureMismatch, ImageError, UsageError
-from photofix.inpaint import inpaint_classical, inpaint_masked, load_lama
-from photofix.scratch import (
+from photofix.methods.inpaint import inpaint_classical, inpaint_masked, load_lama
+from photofix.methods.scratch import (
     detect_scratches,
     dilate_mask,
     luminance,

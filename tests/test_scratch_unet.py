@@ -15,7 +15,7 @@ import torch
 
 from photofix.archs.scratch_unet import ScratchUNet, ScratchUNetArch
 from photofix.errors import ModelLoadError
-from photofix.models import load_model, read_state_dict
+from photofix.engine.models import load_model, read_state_dict
 from tests.test_model_lineup import BUILDERS
 
 ARCH = "BOPBScratchUNet"

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from photofix.archs.shadowformer import ShadowFormerArch
 from photofix.archs.shadowformer.network import ShadowFormer, SIMTransformerBlock
 from photofix.errors import ModelLoadError
-from photofix.models import read_state_dict
+from photofix.engine.models import read_state_dict
 
 # Small config: width 8, window 2 (multiple of 16), two blocks in the bottleneck
 # so that a shifted block exists.

@@ -9,9 +9,9 @@ import pytest
 
 from photofix.errors import UsageError
 from photofix.imageio import Image, ImageMeta
-from photofix.models import load_model
-from photofix.pipeline import Restorer, TaskParams
-from photofix.adapt import changes_size, estimate_noise_sigma, finish
+from photofix.engine.models import load_model
+from photofix.tasks.restore import Restorer, TaskParams
+from photofix.engine.adapt import changes_size, estimate_noise_sigma, finish
 from tests.helpers import add_noise
 
 
@@ -94,8 +94,8 @@ def test_nan_output_in_half_precision_is_redone_in_fp32(ffdnet_weights, astronau
 
 
 def test_requested_scale_prefers_a_native_model_of_the_same_tier() -> None:
-    from photofix.manifest import parse_manifest
-    from photofix.choice import choose_entry
+    from photofix.store.manifest import parse_manifest
+    from photofix.store.choice import choose_entry
 
     def model(id_: str, tier: str, scale: int) -> str:
         return f"""
@@ -126,8 +126,8 @@ scale = {scale}
 
 
 def test_blur_kind_picks_the_family_and_never_a_non_commercial_default() -> None:
-    from photofix.manifest import load_manifest
-    from photofix.choice import choose_entry
+    from photofix.store.manifest import load_manifest
+    from photofix.store.choice import choose_entry
 
     manifest = load_manifest()
     assert choose_entry(manifest, "deblur", None, None, kind="motion").id == "nafnet-gopro-width64"
@@ -140,7 +140,7 @@ def test_blur_kind_picks_the_family_and_never_a_non_commercial_default() -> None
 
 
 def test_auto_tile_never_goes_below_the_models_minimum(ffdnet_weights, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
-    from photofix import tiling
+    from photofix.engine import tiling
 
     monkeypatch.setattr(tiling, "auto_tile_size", lambda *a, **k: 96)  # as if memory were tight
     model = load_model(ffdnet_weights["rgb"], device="cpu")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from photofix.errors import TileOutOfMemory
-from photofix.tiling import axis_windows, plan_spans, plan_tiles, run_tiled
+from photofix.engine.tiling import axis_windows, plan_spans, plan_tiles, run_tiled
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ def test_progress_reports_every_tile() -> None:
 
 
 def test_measured_memory_sees_internal_allocations_and_repeats_exactly() -> None:
-    from photofix.tiling import measure_bytes_per_pixel
+    from photofix.engine.tiling import measure_bytes_per_pixel
 
     def hungry(x: torch.Tensor) -> torch.Tensor:
         scratch = torch.ones(64 * 1024 * 1024 // 4)  # 64 MiB that no module output would show
@@ -140,7 +140,7 @@ def test_measured_memory_sees_internal_allocations_and_repeats_exactly() -> None
 
 
 def test_auto_tile_shrinks_as_models_get_hungrier() -> None:
-    from photofix.tiling import auto_tile_size
+    from photofix.engine.tiling import auto_tile_size
 
     light = auto_tile_size("cpu", 2_000, align=2)
     heavy = auto_tile_size("cpu", 200_000, align=2)
@@ -265,7 +265,7 @@ def compact_x4(tmp_path_factory):
     """A small random Compact x4 (SRVGG) in Real-ESRGAN's released ``params`` layout, loaded."""
     from spandrel.architectures.Compact import Compact
 
-    from photofix.models import load_model
+    from photofix.engine.models import load_model
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("compact") / "compact_x4.pth"
@@ -285,7 +285,7 @@ def _photo(astronaut: np.ndarray, *, grey: bool = False, alpha: bool = False, bi
 
 def _as_before(restorer):
     """The same restorer with float output: the whole float canvas path this change replaced."""
-    from photofix.pipeline import Restorer
+    from photofix.tasks.restore import Restorer
 
     before = Restorer("upscale", restorer.model, params=restorer.params, tile=restorer.tile,
                       tile_overlap=restorer.tile_overlap)
@@ -295,9 +295,9 @@ def _as_before(restorer):
 
 @pytest.mark.parametrize(("grey", "alpha"), [(False, False), (True, False), (False, True)])
 def test_upscaled_8bit_photo_is_uint8_and_encodes_to_the_same_bytes(compact_x4, astronaut, grey: bool, alpha: bool) -> None:
-    from photofix.compare import to_rgb8
+    from photofix.review.compare import to_rgb8
     from photofix.imageio import encode_image
-    from photofix.pipeline import Restorer
+    from photofix.tasks.restore import Restorer
 
     image = _photo(astronaut, grey=grey, alpha=alpha)
     restorer = Restorer("upscale", compact_x4, tile=16, tile_overlap=8)  # 4 x 5 tiles
@@ -314,7 +314,7 @@ def test_upscaled_8bit_photo_is_uint8_and_encodes_to_the_same_bytes(compact_x4, 
 @pytest.mark.parametrize("case", ["resampled", "sixteen_bit", "chain_middle"])
 def test_upscale_stays_float_while_floats_are_still_needed(compact_x4, astronaut, case: str) -> None:
     from photofix.imageio import encode_image
-    from photofix.pipeline import Chain, Restorer, TaskParams
+    from photofix.tasks.restore import Chain, Restorer, TaskParams
 
     image = _photo(astronaut, bit_depth=16 if case == "sixteen_bit" else 8)
     params = TaskParams(scale=2) if case == "resampled" else None  # a 4x model resampled to 2x needs floats

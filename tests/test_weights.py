@@ -20,7 +20,7 @@ from types import MappingProxyType, SimpleNamespace
 
 import pytest
 
-from photofix import weights
+from photofix.store import weights
 from photofix.errors import (
     ChecksumMismatch,
     ManifestError,
@@ -28,7 +28,7 @@ from photofix.errors import (
     WeightsError,
     WeightsNotCached,
 )
-from photofix.manifest import HubSource, ModelEntry, UrlSource
+from photofix.store.manifest import HubSource, ModelEntry, UrlSource
 from tests.helpers import REV, FakeHub, sha
 
 GOOD = b"good weights " * 1000
@@ -109,7 +109,7 @@ def test_sha256_file_streams_large_files(tmp_path):
 
 def test_importing_weights_does_not_import_huggingface_hub():
     src = Path(__file__).resolve().parents[1] / "src"
-    code = "import sys, photofix.weights; sys.exit('huggingface_hub' in sys.modules)"
+    code = "import sys, photofix.store.weights; sys.exit('huggingface_hub' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(src)}
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
 

@@ -20,11 +20,11 @@ import torch
 from PIL import Image as PILImage
 from typer.testing import CliRunner
 
-from photofix import weights
+from photofix.store import weights
 from photofix.cli import app
 from photofix.errors import ChecksumMismatch, ModelLoadError, WeightsDownloadFailed
-from photofix.manifest import UrlSource, load_manifest
-from photofix.models import load_model, read_state_dict
+from photofix.store.manifest import UrlSource, load_manifest
+from photofix.engine.models import load_model, read_state_dict
 from tests.helpers import FakeHub, add_noise, kair_ffdnet_state_dict, sha
 
 runner = CliRunner()
@@ -214,7 +214,7 @@ def test_models_forget_undoes_a_first_use_record(tmp_path: Path, home: Path) -> 
 def test_a_first_download_of_the_wrong_architecture_is_not_trusted(tmp_path: Path, home: Path) -> None:
     from spandrel.architectures.Compact import Compact
 
-    from photofix.models import fetch_checked
+    from photofix.engine.models import fetch_checked
 
     wrong = tmp_path / "compact.pth"
     torch.save(Compact(num_feat=8, num_conv=2, upscale=4).state_dict(), wrong)

@@ -21,8 +21,8 @@ import torch
 from PIL import Image as PILImage
 
 from photofix.imageio import read_image
-from photofix.models import load_model
-from photofix.pipeline import Restorer
+from photofix.engine.models import load_model
+from photofix.tasks.restore import Restorer
 
 
 def _nafnet() -> torch.nn.Module:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from .errors import OutputWriteError
+from photofix.errors import OutputWriteError
 
 CHUNK_SIZE = 1 << 20
 # Temp files are ".NAME.<8 hex>.tmp" beside NAME; ``temp_target`` recognises exactly that.

@@ -15,11 +15,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from . import imageio, settings
-from .errors import UsageError
-from .jobs import FileResult, ImageProcessor, Job
-from .provenance import Recipe, Step
-from .tasks import (
+from photofix import imageio, settings
+from photofix.errors import UsageError
+from photofix.run.jobs import FileResult, ImageProcessor, Job
+from photofix.run.provenance import Recipe, Step
+from photofix.tasks import (
     PRESETS,
     PlannedStep,
     RunSettings,
@@ -29,7 +29,7 @@ from .tasks import (
     parse_steps,
     preset_steps,
 )
-from .tasks.spec import Notify
+from photofix.tasks.spec import Notify
 
 __all__ = ["FileResult", "Job", "Processor", "make_processor", "restore_path", "plan_steps", "default_jobs"]
 
@@ -119,9 +119,9 @@ def restore_path(
     way are skipped unless ``force``. ``format`` is a Pillow format name (PNG, JPEG, WEBP,
     TIFF, BMP). The model loads at the first file that needs it.
     """
-    from .batch import FileOptions, remove_stale_temps, run_jobs
-    from .compare import preview_path
-    from .jobs import check_output_folders, plan_jobs
+    from photofix.run.batch import FileOptions, remove_stale_temps, run_jobs
+    from photofix.review.compare import preview_path
+    from photofix.run.jobs import check_output_folders, plan_jobs
 
     run = _run_settings(model, weights, tier, device, precision, tile, tile_overlap, offline, threads)
     requests = _requests(task, steps, options)
@@ -181,7 +181,7 @@ def plan_steps(requests: Sequence[StepRequest], run: RunSettings, notify: Notify
 def default_jobs(run: RunSettings) -> int:
     """Overlap I/O only when cores are left over: on a CPU run using every core it measured no faster
     (benchmarks/bench_jobs_overlap.py), and the reading threads slowed the model."""
-    from .models import resolve_device
+    from photofix.engine.models import resolve_device
 
     threads = settings.threads(run.threads)
     spare_cores = threads is not None and threads < (os.cpu_count() or 1)
@@ -213,7 +213,7 @@ def _requests(task: str | None, steps: str | Sequence[StepRequest] | None, optio
 
 
 def _build(planned: Sequence[PlannedStep]) -> ImageProcessor:
-    from .pipeline import Chain
+    from photofix.tasks.restore import Chain
 
     if len(planned) == 1:
         return planned[0].build()
@@ -231,7 +231,7 @@ def _run_log(output: str, jobs: Sequence[Job], notify: Notify) -> Any:
 
     Read now, so a damaged log is reported once, before the first file.
     """
-    from .provenance import RunLog
+    from photofix.run.provenance import RunLog
 
     if output == "-":
         return None
@@ -244,8 +244,8 @@ def _run_log(output: str, jobs: Sequence[Job], notify: Notify) -> Any:
 
 def _preview_writer() -> Callable[[Any, Any, Any], None]:
     """``preview``: a small before/after JPEG beside each output, NAME.preview.jpg."""
-    from ._files import write_file
-    from .compare import preview, preview_path
+    from photofix._files import write_file
+    from photofix.review.compare import preview, preview_path
 
     def write(job: Any, before: Any, after: Any) -> None:
         from PIL import Image as PILImage

@@ -10,10 +10,10 @@ from functools import lru_cache
 
 from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport
 
-from .ffdnet import FFDNetArch
-from .scratch_unet import ScratchUNetArch
-from .shadowformer import ShadowFormerArch
-from .traits import ArchTraits, NoiseLevelCall, traits_of
+from photofix.archs.ffdnet import FFDNetArch
+from photofix.archs.scratch_unet import ScratchUNetArch
+from photofix.archs.shadowformer import ShadowFormerArch
+from photofix.archs.traits import ArchTraits, NoiseLevelCall, traits_of
 
 
 @lru_cache(maxsize=1)

@@ -45,7 +45,7 @@ _SPANDREL_TRAITS: dict[str, ArchTraits] = {
 
 def traits_of(arch_id: str) -> ArchTraits:
     """The traits of ``arch_id`` (defaults for an architecture that needs none)."""
-    from .ffdnet import TRAITS as FFDNET_TRAITS
+    from photofix.archs.ffdnet import TRAITS as FFDNET_TRAITS
 
     return {"FFDNet": FFDNET_TRAITS, **_SPANDREL_TRAITS}.get(arch_id, ArchTraits())
 

@@ -19,11 +19,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from .. import __version__
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError, UsageError
-from ..tasks import TASKS, OptionField, StepRequest, TaskSpec, parse_steps, preset_steps
-from .options import Common, task_command
-from .render import Reporter, reported_errors
+from photofix import __version__
+from photofix.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError, UsageError
+from photofix.tasks import TASKS, OptionField, StepRequest, TaskSpec, parse_steps, preset_steps
+from photofix.cli.options import Common, task_command
+from photofix.cli.render import Reporter, reported_errors
 
 app = typer.Typer(
     name="photofix",
@@ -89,7 +89,7 @@ def run_task(input: str, output: str, common: Common, requests: list[Any]) -> No
 
 def _run_files(input: str, output: str, common: Common, requests: list[Any], reporter: Reporter) -> tuple[dict[str, Any], bool]:
     """Run the library's ``restore_path`` and render it: (the summary, whether it was interrupted)."""
-    from .. import restore_path
+    from photofix import restore_path
 
     started, total = False, 0
 
@@ -283,8 +283,8 @@ def restore(
 
 
 def _register_models() -> None:
-    from .compare_cmd import register
-    from .models_cmd import models_app
+    from photofix.cli.compare_cmd import register
+    from photofix.cli.models_cmd import models_app
 
     register(app)
     app.add_typer(models_app, name="models", help="List, download, verify and import model weights.")

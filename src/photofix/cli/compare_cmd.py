@@ -10,8 +10,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import EXIT_OK, EXIT_SOME_FAILED, OutputWriteError, UsageError
-from .render import Reporter, reported_errors
+from photofix.errors import EXIT_OK, EXIT_SOME_FAILED, OutputWriteError, UsageError
+from photofix.cli.render import Reporter, reported_errors
 
 HELP = """Compare originals with results: two files give one image, two folders an HTML page.
 
@@ -90,14 +90,15 @@ def _same_path(a: Path, b: Path) -> bool:
 
 def _compare_files(before: Path, after: Path, output: Path | None, mode: Mode, position: float,
                    max_side: int | None, reporter: Reporter) -> None:
-    from .. import compare, imageio
-    from ..imageio import write_file
-    from ..provenance import find_record
+    from photofix import imageio
+    from photofix.review import compare
+    from photofix.imageio import write_file
+    from photofix.run.provenance import find_record
 
     target = output if output is not None else after.with_name(f"{after.stem}_compare.jpg")
     _refuse_inputs(target, before, after)
     if target.suffix.lower() in (".html", ".htm"):
-        from ..contact_sheet import write_contact_sheet
+        from photofix.review.contact_sheet import write_contact_sheet
 
         pair = compare.Pair(before, after, find_record(after), "given")
         write_contact_sheet([pair], target, title=f"{before.name} → {after.name}", max_side=max_side or 1600,
@@ -135,8 +136,8 @@ def _save(fp: Any, rgb: Any, fmt: str) -> None:
 def _compare_folders(before: Path, after: Path, output: Path | None, position: float, max_side: int | None, recursive: bool,
                      title: str | None, reporter: Reporter) -> int:
     """Write the sheet; returns how many pairs could not be shown."""
-    from ..compare import pair_folders
-    from ..contact_sheet import write_contact_sheet
+    from photofix.review.compare import pair_folders
+    from photofix.review.contact_sheet import write_contact_sheet
 
     target = output if output is not None else after / "compare.html"
     if target.suffix.lower() not in (".html", ".htm"):

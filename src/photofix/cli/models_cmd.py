@@ -11,9 +11,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import EXIT_OK, EXIT_WEIGHTS, UsageError, WeightsError
-from ..store import ModelEntry
-from .render import Reporter, make_console, reported_errors
+from photofix.errors import EXIT_OK, EXIT_WEIGHTS, UsageError, WeightsError
+from photofix.store import ModelEntry
+from photofix.cli.render import Reporter, make_console, reported_errors
 
 models_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
 
@@ -59,7 +59,7 @@ def list_models(
     that runs on this machine. Non-commercial licences are shown in red; defaults are
     always free for commercial use.
     """
-    from ..store import cached_path, default_entries, load_manifest, runs_on_cpu
+    from photofix.store import cached_path, default_entries, load_manifest, runs_on_cpu
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -132,8 +132,8 @@ def download(
 
     'photofix models download --defaults --for cpu' fetches what a CPU-only machine runs when no --model or --tier is given, e.g. to carry to a machine without network.
     """
-    from ..store import default_entries, load_manifest, runs_on_cpu
-    from ..store import download as fetch
+    from photofix.store import default_entries, load_manifest, runs_on_cpu
+    from photofix.store import download as fetch
 
     reporter = Reporter()
     failed = False
@@ -167,9 +167,9 @@ def download(
 @models_app.command("verify")
 def verify(ids: Annotated[Optional[list[str]], typer.Argument(metavar="[ID...]", help="Default: every cached model.", show_default=False)] = None) -> None:
     """Re-hash cached weights and compare with the manifest (or the hash recorded on first use)."""
-    from ..store import load_manifest
-    from ..store import cached_path
-    from ..store import verify as verify_entry
+    from photofix.store import load_manifest
+    from photofix.store import cached_path
+    from photofix.store import verify as verify_entry
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -198,8 +198,8 @@ def verify(ids: Annotated[Optional[list[str]], typer.Argument(metavar="[ID...]",
 @models_app.command("path")
 def path(model_id: Annotated[str, typer.Argument(metavar="ID", help="A model id.")]) -> None:
     """Print where a cached model's file is (exit code 3 if it is not cached)."""
-    from ..store import load_manifest
-    from ..store import cached_path
+    from photofix.store import load_manifest
+    from photofix.store import cached_path
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -222,8 +222,8 @@ def import_(
     with no published sha256 takes the first file that loads (as data, never as code) as
     its architecture, and records that file's hash; 'photofix models forget ID' undoes it.
     """
-    from ..store import load_manifest
-    from ..store import import_file, trust_file
+    from photofix.store import load_manifest
+    from photofix.store import import_file, trust_file
 
     reporter = Reporter()
     with reported_errors(reporter):
@@ -246,8 +246,8 @@ def forget(ids: IdsArg) -> None:
     then download or import the right one. Records live in trusted_hashes.json under
     PHOTOFIX_HOME (default ~/.cache/photofix); 'photofix models path ID' shows the file.
     """
-    from ..store import load_manifest
-    from ..store import forget as forget_entry
+    from photofix.store import load_manifest
+    from photofix.store import forget as forget_entry
 
     reporter = Reporter()
     with reported_errors(reporter):

@@ -49,8 +49,8 @@ class Precision(str, Enum):
 
 def parse_tile(value: str) -> str:
     """``auto``, ``0`` (whole image) or a side length ≥ 32: the library's rule, checked at parse time."""
-    from ..errors import UsageError
-    from ..tasks import check_tile
+    from photofix.errors import UsageError
+    from photofix.tasks import check_tile
 
     try:
         check_tile(value)
@@ -61,8 +61,8 @@ def parse_tile(value: str) -> str:
 
 def parse_memory_limit(value: str) -> str:
     """``auto``, ``off`` or a size like ``16G``; checked here so a typo fails before the first file."""
-    from ..errors import UsageError
-    from ..imageio.memory import parse_memory_limit as parse
+    from photofix.errors import UsageError
+    from photofix.imageio.memory import parse_memory_limit as parse
 
     try:
         parse(value)

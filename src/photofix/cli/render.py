@@ -23,11 +23,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .. import settings
-from ..errors import PhotofixError
+from photofix import settings
+from photofix.errors import PhotofixError
 
 if TYPE_CHECKING:
-    from ..api import FileResult, Job
+    from photofix.api import FileResult, Job
 
 _STYLE = {"done": "green", "skipped": "yellow", "failed": "bold red", "planned": "cyan"}
 

@@ -36,9 +36,9 @@ from pathlib import Path
 from photofix._files import write_file
 from photofix.errors import OutputWriteError, UnsupportedImage, UsageError
 
-from . import decode, encode, memory, metadata
-from .image import Image, ImageMeta
-from .memory import MemoryLimit
+from photofix.imageio import decode, encode, memory, metadata
+from photofix.imageio.image import Image, ImageMeta
+from photofix.imageio.memory import MemoryLimit
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

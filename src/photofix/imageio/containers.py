@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import TiffImagePlugin
 
-from .metadata import Extras, resolved_exif_tags
+from photofix.imageio.metadata import Extras, resolved_exif_tags
 
 # Tags that describe a file's pixel layout: EXIF must never override the writer's own.
 TIFF_LAYOUT_TAGS = frozenset({

@@ -19,7 +19,7 @@ from PIL import Image as PILImage
 
 from photofix.errors import ImageTooLarge, NotEnoughMemory, UnsupportedImage
 
-from . import memory
+from photofix.imageio import memory
 
 # Pillow's JPEG opener also returns "MPO" images: the JPEGs many phones write (extra frames).
 PILLOW_OPENERS = ["JPEG", "PNG", "TIFF", "WEBP", "BMP"]

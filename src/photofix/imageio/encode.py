@@ -11,10 +11,10 @@ from PIL.PngImagePlugin import PngInfo
 
 from photofix.errors import UsageError
 
-from . import jpeg_xmp
-from .containers import write_png16, write_tiff
-from .image import Image, ImageMeta
-from .metadata import Extras, extras_for_output
+from photofix.imageio import jpeg_xmp
+from photofix.imageio.containers import write_png16, write_tiff
+from photofix.imageio.image import Image, ImageMeta
+from photofix.imageio.metadata import Extras, extras_for_output
 
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
 ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})

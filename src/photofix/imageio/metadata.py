@@ -13,7 +13,7 @@ import numpy as np
 from PIL import ExifTags, JpegImagePlugin
 from PIL import Image as PILImage
 
-from .image import ImageMeta
+from photofix.imageio.image import ImageMeta
 
 ORIENTATION = ExifTags.Base.Orientation
 EXIF_IFD = ExifTags.IFD.Exif

@@ -8,10 +8,10 @@ models in ``weights_manifest.toml``; tests. The command line, ``--steps`` and
 
 from __future__ import annotations
 
-from ..errors import UsageError
-from . import colorize, deblur, denoise, derain, deshadow, scratch_repair, upscale
-from .spec import EventKind, Notify, Option, OptionField, PlannedStep, RunSettings, TaskSpec, check_tile, ignore, option
-from .steps import PRESETS, StepRequest, parse_steps, preset_steps
+from photofix.errors import UsageError
+from photofix.tasks import colorize, deblur, denoise, derain, deshadow, scratch_repair, upscale
+from photofix.tasks.spec import EventKind, Notify, Option, OptionField, PlannedStep, RunSettings, TaskSpec, check_tile, ignore, option
+from photofix.tasks.steps import PRESETS, StepRequest, parse_steps, preset_steps
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec

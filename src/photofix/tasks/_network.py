@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..provenance import Step
-from ._shared import announce_hash, announce_entry, device, entry_hash, file_hash, set_threads
-from .spec import Notify, PlannedStep, RunSettings
+from photofix.run.provenance import Step
+from photofix.tasks._shared import announce_hash, announce_entry, device, entry_hash, file_hash, set_threads
+from photofix.tasks.spec import Notify, PlannedStep, RunSettings
 
 
 def plan_network(task: str, run: RunSettings, params: Any, recorded: dict[str, Any], notify: Notify) -> PlannedStep:
     """Choose the model (manifest entry or a weights file) now; load it and build a Restorer in ``build``."""
-    from ..choice import choose_entry
-    from ..manifest import load_manifest
+    from photofix.store.choice import choose_entry
+    from photofix.store.manifest import load_manifest
 
     manifest = load_manifest()
     where = device(run)
@@ -25,9 +25,9 @@ def plan_network(task: str, run: RunSettings, params: Any, recorded: dict[str, A
         step = Step(task, entry.id, entry_hash(entry), recorded)
 
     def build() -> Any:
-        from ..choice import default_overlap
-        from ..models import load_entry, load_model
-        from ..pipeline import Restorer
+        from photofix.store.choice import default_overlap
+        from photofix.engine.models import load_entry, load_model
+        from photofix.tasks.restore import Restorer
 
         set_threads(run.threads)
         if entry is None:

@@ -6,25 +6,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import settings
-from .spec import Notify, RunSettings
+from photofix import settings
+from photofix.tasks.spec import Notify, RunSettings
 
 
 def entry_hash(entry: Any) -> str | None:
     """The hash provenance records: of the cached file itself (verified now), else the expected one."""
-    from ..weights import verified_sha256
+    from photofix.store.weights import verified_sha256
 
     return verified_sha256(entry)
 
 
 def file_hash(path: Path) -> str:
-    from .._files import sha256_file
+    from photofix._files import sha256_file
 
     return sha256_file(path)
 
 
 def device(run: RunSettings) -> Any:
-    from ..models import resolve_device
+    from photofix.engine.models import resolve_device
 
     return resolve_device(run.device)
 
@@ -39,7 +39,7 @@ def set_threads(threads: int | None) -> None:
 
 def announce_entry(entry: Any, run: RunSettings, notify: Notify) -> bool:
     """Licence note and download notice before a manifest model is fetched; returns offline."""
-    from ..weights import cached_path
+    from photofix.store.weights import cached_path
 
     offline = settings.offline(run.offline)
     if not entry.commercial_use:
@@ -58,7 +58,7 @@ def announce_hash(entry: Any, recorded_now: bool, sha256: str | None, notify: No
 
 def fetch_announced(entry: Any, run: RunSettings, notify: Notify) -> Any:
     """The entry's weights file, fetched (first-use hashes only for the right architecture) and announced."""
-    from ..models import fetch_checked
+    from photofix.engine.models import fetch_checked
 
     fetched = fetch_checked(entry, offline=announce_entry(entry, run, notify))
     announce_hash(entry, fetched.first_use_hash, fetched.sha256, notify)
@@ -67,7 +67,7 @@ def fetch_announced(entry: Any, run: RunSettings, notify: Notify) -> Any:
 
 def mask_hooks(mask: Path | None, mask_out: Path | None) -> tuple[Callable[[Any], Any], Callable[[Any, Any], None]]:
     """A mask option (a file, or a folder matched by photo name) and mask_out as per-image callbacks."""
-    from ..masks import find_mask, load_mask, save_mask
+    from photofix.methods.masks import find_mask, load_mask, save_mask
 
     def user_mask(image: Any) -> Any:
         found = find_mask(mask, image.meta.source_name) if mask is not None else None

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ..provenance import Step
-from ._shared import device, entry_hash, fetch_announced, file_hash, set_threads
-from .spec import Notify, PlannedStep, RunSettings, TaskSpec, option
+from photofix.run.provenance import Step
+from photofix.tasks._shared import device, entry_hash, fetch_announced, file_hash, set_threads
+from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,8 @@ class ColorizeOptions:
 
 
 def plan(run: RunSettings, options: ColorizeOptions, notify: Notify) -> PlannedStep:
-    from ..choice import choose_entry
-    from ..manifest import load_manifest
+    from photofix.store.choice import choose_entry
+    from photofix.store.manifest import load_manifest
 
     where = device(run)
     recorded = SPEC.recorded(options)
@@ -33,8 +33,8 @@ def plan(run: RunSettings, options: ColorizeOptions, notify: Notify) -> PlannedS
         step = Step("colorize", entry.id, entry_hash(entry), recorded)
 
     def build() -> Any:
-        from ..colorize import load_colorizer
-        from ..restorers import ColorizeProcessor
+        from photofix.methods.colorize import load_colorizer
+        from photofix.tasks.processors import ColorizeProcessor
 
         set_threads(run.threads)
         if entry is None:

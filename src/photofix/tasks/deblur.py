@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._network import plan_network
-from .spec import Notify, PlannedStep, RunSettings, TaskSpec, option
+from photofix.tasks._network import plan_network
+from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class DeblurOptions:
 
 
 def plan(run: RunSettings, options: DeblurOptions, notify: Notify) -> PlannedStep:
-    from ..pipeline import TaskParams
+    from photofix.tasks.restore import TaskParams
 
     return plan_network("deblur", run, TaskParams(kind=options.kind), SPEC.recorded(options), notify)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._network import plan_network
-from .spec import Notify, PlannedStep, RunSettings, TaskSpec
+from photofix.tasks._network import plan_network
+from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class DerainOptions:
 
 
 def plan(run: RunSettings, options: DerainOptions, notify: Notify) -> PlannedStep:
-    from ..pipeline import TaskParams
+    from photofix.tasks.restore import TaskParams
 
     return plan_network("derain", run, TaskParams(), SPEC.recorded(options), notify)
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from ..errors import UsageError
-from ..provenance import Step
-from ._shared import device, entry_hash, fetch_announced, file_hash, mask_hooks, set_threads
-from .spec import Notify, PlannedStep, RunSettings, TaskSpec, option
+from photofix.errors import UsageError
+from photofix.run.provenance import Step
+from photofix.tasks._shared import device, entry_hash, fetch_announced, file_hash, mask_hooks, set_threads
+from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ class DeshadowOptions:
 
 
 def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedStep:
-    from ..manifest import load_manifest
-    from ..restorers import DeshadowProcessor
-    from ..weights import cached_path
+    from photofix.store.manifest import load_manifest
+    from photofix.tasks.processors import DeshadowProcessor
+    from photofix.store.weights import cached_path
 
     recorded = SPEC.recorded(options)
     hooks = mask_hooks(options.mask, options.mask_out)
@@ -54,7 +54,7 @@ def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedS
         weights = run.weights
 
         def build_file() -> Any:
-            from ..models import load_masked_model
+            from photofix.engine.models import load_masked_model
 
             set_threads(run.threads)
             model = load_masked_model(weights, expected_arch="ShadowFormer", device=device(run), precision="fp32")
@@ -73,7 +73,7 @@ def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedS
                          f"using the classical deshadow method; for the learned one run 'photofix models download {entry.id}' once")
 
     def build() -> Any:
-        from ..models import load_masked_model
+        from photofix.engine.models import load_masked_model
 
         set_threads(run.threads)
         where = device(run)

@@ -7,11 +7,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Optional
 
-from .. import settings
-from ..errors import UsageError
-from ..provenance import Step
-from ._shared import device, entry_hash, fetch_announced, mask_hooks, set_threads
-from .spec import Notify, PlannedStep, RunSettings, TaskSpec, option
+from photofix import settings
+from photofix.errors import UsageError
+from photofix.run.provenance import Step
+from photofix.tasks._shared import device, entry_hash, fetch_announced, mask_hooks, set_threads
+from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 
 # Mask growth by default: the learned detector's mask sits inside the scratch's rim; the
@@ -42,10 +42,10 @@ class ScratchRepairOptions:
 
 
 def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> PlannedStep:
-    from ..inpaint import inpaint_classical
-    from ..manifest import load_manifest
-    from ..restorers import ScratchRepairProcessor
-    from ..weights import cached_path
+    from photofix.methods.inpaint import inpaint_classical
+    from photofix.store.manifest import load_manifest
+    from photofix.tasks.processors import ScratchRepairProcessor
+    from photofix.store.weights import cached_path
 
     if run.weights is not None:
         raise UsageError(
@@ -94,8 +94,8 @@ def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> Pla
                 SPEC.recorded(chosen))
 
     def build() -> Any:
-        from ..inpaint import load_lama
-        from ..models import load_model
+        from photofix.methods.inpaint import load_lama
+        from photofix.engine.models import load_model
 
         set_threads(run.threads)
         where = device(run)

@@ -15,8 +15,8 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import UsageError
-from ..provenance import Step
+from photofix.errors import UsageError
+from photofix.run.provenance import Step
 
 EventKind = Literal["info", "note", "detail"]
 # How the library tells its caller what it does (the CLI prints these; a script may ignore them):

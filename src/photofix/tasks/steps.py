@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from .spec import Option, OptionField
+from photofix.errors import UsageError
+from photofix.tasks.spec import Option, OptionField
 
 PRESETS: dict[str, str] = {
     # Damage first (inpainting works best on the original grain), then grain, then colour
@@ -34,7 +34,7 @@ _MODEL_OPTIONS: dict[str, Callable[[str], Any]] = {"model": str, "weights": _WEI
 
 def _step_options(task: str) -> dict[str, Callable[[str], Any]]:
     """The keys a step of ``task`` takes, each with its converter: model, weights and the task's own options."""
-    from . import get_task
+    from photofix.tasks import get_task
 
     return {**_MODEL_OPTIONS, **{f.name: f.check for f in get_task(task).option_fields()}}
 
@@ -68,7 +68,7 @@ def parse_steps(text: str) -> list[StepRequest]:
 
 
 def _parse_step(text: str, number: int) -> StepRequest:
-    from . import TASKS
+    from photofix.tasks import TASKS
 
     task, *pairs = (p.strip() for p in text.split(":"))
     if task not in TASKS:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ._network import plan_network
-from .spec import Notify, PlannedStep, RunSettings, TaskSpec, option
+from photofix.tasks._network import plan_network
+from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class UpscaleOptions:
 
 
 def plan(run: RunSettings, options: UpscaleOptions, notify: Notify) -> PlannedStep:
-    from ..pipeline import TaskParams
+    from photofix.tasks.restore import TaskParams
 
     return plan_network("upscale", run, TaskParams(scale=options.scale), SPEC.recorded(options), notify)
 

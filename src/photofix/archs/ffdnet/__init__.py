@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from spandrel import Architecture, ImageModelDescriptor, SizeRequirements, StateDict
 
-from ..traits import ArchTraits
-from .network import FFDNet
+from photofix.archs.traits import ArchTraits
+from photofix.archs.ffdnet.network import FFDNet
 
 # Non-blind: the noise level is the forward's second argument; the CPU rewrites (BatchNorms
 # folded into the convolutions, channels-last) were measured equal within 1e-4.

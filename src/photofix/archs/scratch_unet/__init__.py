@@ -1,7 +1,7 @@
 """spandrel architecture for the scratch detector of "Bringing Old Photos Back to Life".
 
 The release (``checkpoints/detection/FT_Epoch_latest.pt``) is a training checkpoint
-whose ``model_state`` (unwrapped by ``photofix.models``) holds the UNet's state dict
+whose ``model_state`` (unwrapped by ``photofix.engine.models``) holds the UNet's state dict
 with the upstream key names, which ``ScratchUNet`` reproduces: no renaming.
 
 The network wants grey in [-1, 1] and returns logits; the descriptor's ``call_fn``
@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 from spandrel import Architecture, ImageModelDescriptor, ModelTiling, SizeRequirements, StateDict
 
-from ...errors import ModelLoadError
-from .network import ScratchUNet
+from photofix.errors import ModelLoadError
+from photofix.archs.scratch_unet.network import ScratchUNet
 
 # Keys every variant of the upstream UNet has, whatever its depth, width or options.
 _SIGNATURE = (

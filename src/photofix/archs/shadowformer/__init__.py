@@ -3,7 +3,7 @@
 Released files (``model_best.pth``-style training checkpoints, on Google Drive)
 are ``{"epoch", "state_dict", "optimizer"}`` where ``state_dict`` was taken
 from a ``torch.nn.DataParallel`` wrapper, so every key starts with
-``module.``. ``photofix.models.read_state_dict`` (spandrel's canonicaliser)
+``module.``. ``photofix.engine.models.read_state_dict`` (spandrel's canonicaliser)
 unwraps ``state_dict`` and strips ``module.``; what remains has the upstream
 key names, which :class:`ShadowFormer` reproduces: no renaming.
 
@@ -21,8 +21,8 @@ import math
 from spandrel import Architecture, MaskedImageModelDescriptor, ModelTiling, SizeRequirements, StateDict
 from spandrel.util import get_seq_len
 
-from ...errors import ModelLoadError
-from .network import ShadowFormer
+from photofix.errors import ModelLoadError
+from photofix.archs.shadowformer.network import ShadowFormer
 
 # Keys every released ShadowFormer has, whatever its width, depth or window;
 # the CAB and SIA keys set it apart from Uformer, whose stage names it shares.

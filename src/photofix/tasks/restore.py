@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import adapt
-from .errors import NonFiniteOutput, UsageError
-from .imageio import Image
-from .jobs import ImageProcessor, TileProgress
+from photofix.engine import adapt
+from photofix.errors import NonFiniteOutput, UsageError
+from photofix.imageio import Image
+from photofix.run.jobs import ImageProcessor, TileProgress
 
 if TYPE_CHECKING:
-    from .models import LoadedModel
+    from photofix.engine.models import LoadedModel
 
 # --- restoring one image -------------------------------------------------------------
 
@@ -73,14 +73,14 @@ class Restorer:
         return self.model.model_id or self.model.source
 
     def _auto_tile(self, fn: Callable[[Any], Any], channels: int) -> int:
-        from .tiling import auto_tile_size, measure_bytes_per_pixel
+        from photofix.engine.tiling import auto_tile_size, measure_bytes_per_pixel
 
         per_pixel = measure_bytes_per_pixel(fn, channels, self.model.device)
         return max(auto_tile_size(self.model.device, per_pixel, align=self.model.tile_grid), self.min_tile)
 
     def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None,
              finish: Callable[[Any], Any] | None = None) -> Any:
-        from .tiling import run_tiled
+        from photofix.engine.tiling import run_tiled
 
         if self.tile is None:
             self.tile = self._auto_tile(fn, pixels.shape[2])

@@ -26,12 +26,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import imageio
-from ._files import temp_target
-from .errors import NotEnoughMemory, OutputWriteError, PhotofixError, UsageError, WeightsError
-from .imageio import Image
-from .jobs import DONE, FAILED, PLANNED, SKIPPED, FileResult, ImageProcessor, Job, TileProgress
-from .provenance import Recipe, RunLog, new_record, sha256_bytes, sha256_file, with_record
+from photofix import imageio
+from photofix._files import temp_target
+from photofix.errors import NotEnoughMemory, OutputWriteError, PhotofixError, UsageError, WeightsError
+from photofix.imageio import Image
+from photofix.run.jobs import DONE, FAILED, PLANNED, SKIPPED, FileResult, ImageProcessor, Job, TileProgress
+from photofix.run.provenance import Recipe, RunLog, new_record, sha256_bytes, sha256_file, with_record
 
 AfterWrite = Callable[[Job, Image, Image], None]
 

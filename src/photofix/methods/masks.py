@@ -12,10 +12,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import imageio
-from ._color import LUMA_709, luma
-from ._files import write_file
-from .errors import ImageError
+from photofix import imageio
+from photofix._color import LUMA_709, luma
+from photofix._files import write_file
+from photofix.errors import ImageError
 
 MASK_SUFFIX = "_mask"
 def find_mask(spec: Path, photo_name: str) -> Path | None:

@@ -37,10 +37,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import numpy as np
 import torch
 
-from ._color import linear_to_srgb, srgb_to_linear
-from .errors import ModelLoadError, NonFiniteOutput, UsageError
-from .imageio import Image
-from .models import _detect_architecture, read_state_dict, resolve_device
+from photofix._color import linear_to_srgb, srgb_to_linear
+from photofix.errors import ModelLoadError, NonFiniteOutput, UsageError
+from photofix.imageio import Image
+from photofix.engine.models import _detect_architecture, read_state_dict, resolve_device
 
 if TYPE_CHECKING:
     from spandrel import ImageModelDescriptor

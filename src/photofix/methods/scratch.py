@@ -34,8 +34,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._color import LUMA_601, luma
-from .errors import UsageError
+from photofix._color import LUMA_601, luma
+from photofix.errors import UsageError
 
 _DIRECTIONS = 8  # line orientations, 22.5 degrees apart
 _LEVEL_BLOCK = 32  # px: blocks over which the local response level is measured

@@ -25,8 +25,8 @@ from typing import BinaryIO, Literal
 
 from filelock import FileLock
 
-from . import settings
-from ._files import (
+from photofix import settings
+from photofix._files import (
     CHUNK_SIZE,
     copy_atomic,
     sha256_file,
@@ -34,7 +34,7 @@ from ._files import (
     write_atomic,
     write_text_atomic,
 )
-from .errors import (
+from photofix.errors import (
     ChecksumMismatch,
     ManifestError,
     UsageError,
@@ -42,7 +42,7 @@ from .errors import (
     WeightsError,
     WeightsNotCached,
 )
-from .manifest import HubSource, ModelEntry, UrlSource
+from photofix.store.manifest import HubSource, ModelEntry, UrlSource
 
 __all__ = [
     "FetchedWeights",

@@ -46,8 +46,8 @@ from typing import Any, NamedTuple
 import cv2
 import numpy as np
 
-from ._color import linear_to_srgb, srgb_to_linear
-from .deshadow_mask import (
+from photofix._color import linear_to_srgb, srgb_to_linear
+from photofix.methods.deshadow_mask import (
     ShadowDetection,
     checked_image,
     checked_mask,
@@ -57,7 +57,7 @@ from .deshadow_mask import (
     mask_from_array,
     refine_mask_edges,
 )
-from .errors import ImageError, UsageError
+from photofix.errors import ImageError, UsageError
 
 __all__ = [
     "DeshadowResult",

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from ._color import LUMA_601, luma
-from .errors import ImageError, UsageError
-from .scratch import as_image, dilate_mask
+from photofix._color import LUMA_601, luma
+from photofix.errors import ImageError, UsageError
+from photofix.methods.scratch import as_image, dilate_mask
 
 if TYPE_CHECKING:
     import torch
 
-    from .models import LoadedMaskedModel
+    from photofix.engine.models import LoadedMaskedModel
 
 InpaintFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -268,6 +268,6 @@ def load_lama(path: str | os.PathLike, device: str | torch.device | None = None,
 
     Raises ``ArchitectureMismatch`` when the file holds another architecture.
     """
-    from .models import load_masked_model
+    from photofix.engine.models import load_masked_model
 
     return LamaInpainter(load_masked_model(path, expected_arch="LaMa", device=device, precision=precision))

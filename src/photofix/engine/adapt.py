@@ -14,10 +14,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ._color import LUMA_601, luma
-from .errors import UsageError
-from .imageio import Image
-from .imageio.encode import quantize
+from photofix._color import LUMA_601, luma
+from photofix.errors import UsageError
+from photofix.imageio import Image
+from photofix.imageio.encode import quantize
 
 # The tasks run by one image-to-image network (``pipeline.Restorer``): does the model change the size?
 NETWORK_TASKS: dict[str, bool] = {"denoise": False, "deblur": False, "derain": False, "upscale": True}

@@ -25,9 +25,10 @@ import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageDraw, ImageFont
 
-from .errors import UsageError
-from .imageio import SUPPORTED_EXTENSIONS, Image
-from .provenance import Record, RunLog, find_record, sha256_file
+from photofix.errors import UsageError
+from photofix.imageio import SUPPORTED_EXTENSIONS, Image
+from photofix.run.jobs import PREVIEW_SUFFIX
+from photofix.run.provenance import Record, RunLog, find_record, sha256_file
 
 __all__ = [
     "DEFAULT_LABELS",
@@ -45,7 +46,6 @@ __all__ = [
 ]
 
 DEFAULT_LABELS = ("before", "after")
-PREVIEW_SUFFIX = ".preview.jpg"
 NEUTRAL_GREY = 128  # alpha is composited over this; R = G = B so it adds no colour cast
 GAP_GREY = 40
 

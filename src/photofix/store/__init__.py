@@ -6,13 +6,13 @@ the architecture check in ``models`` that guards what a first-use hash may pin.
 
 from __future__ import annotations
 
-from .manifest import Manifest, ModelEntry, load_manifest
-from .weights import FetchedWeights, VerifyResult, cached_path, forget, trust_file, verify
+from photofix.store.manifest import Manifest, ModelEntry, load_manifest
+from photofix.store.weights import FetchedWeights, VerifyResult, cached_path, forget, trust_file, verify
 
 
 def download(entry: ModelEntry, *, offline: bool | None = None) -> FetchedWeights:
     """The entry's weights on disk, downloaded if needed; a first-use hash only for the right architecture."""
-    from .models import fetch_checked
+    from photofix.engine.models import fetch_checked
 
     return fetch_checked(entry, offline=offline)
 
@@ -22,7 +22,7 @@ def runs_on_cpu(device: str | None = None) -> bool:
 
     Resolved exactly as a run resolves it, so what ``models list`` marks is what runs.
     """
-    from .models import resolve_device
+    from photofix.engine.models import resolve_device
 
     return resolve_device(device).type == "cpu"
 
@@ -32,7 +32,7 @@ def default_entries(on_cpu: bool, manifest: Manifest | None = None) -> tuple[Mod
 
     Uses the run's own choice (``choose_entry``) so a pre-fetch for another machine gets what it will run.
     """
-    from .choice import choose_entry
+    from photofix.store.choice import choose_entry
 
     manifest = manifest or load_manifest()
     return tuple(choose_entry(manifest, task, None, None, on_cpu=on_cpu) for task in manifest.tasks() if task in manifest.defaults)
@@ -40,7 +40,7 @@ def default_entries(on_cpu: bool, manifest: Manifest | None = None) -> tuple[Mod
 
 def import_file(entry: ModelEntry, file: str) -> object:
     """Place a file fetched elsewhere in the cache, once it is known to be the entry's model."""
-    from .models import import_weights
+    from photofix.engine.models import import_weights
 
     return import_weights(entry, file)
 

@@ -16,10 +16,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import imageio
-from .compare import PREVIEW_SUFFIX
-from .errors import UsageError
-from .imageio import Image
+from photofix import imageio
+from photofix.errors import UsageError
+from photofix.imageio import Image
+
+# Side-by-side previews written by --preview; discovery never treats them as photos.
+PREVIEW_SUFFIX = ".preview.jpg"
 
 STDIO = "-"
 DONE, SKIPPED, FAILED, PLANNED = "done", "skipped", "failed", "planned"

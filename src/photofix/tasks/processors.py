@@ -14,18 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._color import LUMA_601, luma
-from .colorize import Colorizer, colorize_image
-from .deshadow import deshadow
-from .deshadow_mask import estimate_shadow_mask, mask_from_array
-from .errors import ImageError
-from .imageio import Image
-from .inpaint import InpaintFn, inpaint_masked
-from .jobs import TileProgress
-from .scratch import dilate_mask, detect_scratches, luminance, upsample_mask
+from photofix._color import LUMA_601, luma
+from photofix.methods.colorize import Colorizer, colorize_image
+from photofix.methods.deshadow import deshadow
+from photofix.methods.deshadow_mask import estimate_shadow_mask, mask_from_array
+from photofix.errors import ImageError
+from photofix.imageio import Image
+from photofix.methods.inpaint import InpaintFn, inpaint_masked
+from photofix.run.jobs import TileProgress
+from photofix.methods.scratch import dilate_mask, detect_scratches, luminance, upsample_mask
 
 if TYPE_CHECKING:
-    from .models import LoadedMaskedModel, LoadedModel
+    from photofix.engine.models import LoadedMaskedModel, LoadedModel
 
 
 @dataclass
@@ -175,7 +175,7 @@ class DeshadowProcessor:
         """
         import cv2
 
-        from .tiling import run_tiled
+        from photofix.engine.tiling import run_tiled
 
         if not np.any(mask >= 0.5):
             return pixels

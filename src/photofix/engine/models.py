@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from . import settings
-from .archs import NoiseLevelCall, registry, traits_of
-from .cpu_rewrite import rewrite_for_cpu
-from .errors import ArchitectureMismatch, DeviceError, ModelLoadError, NonFiniteOutput
+from photofix import settings
+from photofix.archs import NoiseLevelCall, registry, traits_of
+from photofix.engine.cpu_rewrite import rewrite_for_cpu
+from photofix.errors import ArchitectureMismatch, DeviceError, ModelLoadError, NonFiniteOutput
 
 if TYPE_CHECKING:
     from spandrel import ImageModelDescriptor, MaskedImageModelDescriptor
 
-    from .manifest import ModelEntry
+    from photofix.store.manifest import ModelEntry
 
 # Wrappers seen in restoration checkpoints that spandrel's canonicaliser does not unwrap.
 _EXTRA_WRAPPERS = ("model_state",)
@@ -63,7 +63,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
 
 def _load_pickle_or_script(path: Path) -> Any:
     """Tensors only: a TorchScript archive is read without running it, never ``jit.load``-ed."""
-    from .script_archive import UnsafeArchive, is_torchscript_archive, read_script_tensors
+    from photofix.store.script_archive import UnsafeArchive, is_torchscript_archive, read_script_tensors
 
     try:
         if is_torchscript_archive(str(path)):
@@ -96,7 +96,7 @@ def _reason(error: BaseException) -> str:
 def _canonicalize(raw: Any, path: Path) -> dict[str, Any]:
     from spandrel import canonicalize_state_dict
 
-    from .archs.keymaps import to_canonical_layout
+    from photofix.archs.keymaps import to_canonical_layout
 
     if not isinstance(raw, dict):
         raise ModelLoadError(f"{path}: checkpoint holds a {type(raw).__name__}, not a state dict")
@@ -314,7 +314,7 @@ def load_entry(
 
     Loading checks the architecture, so a first-use hash of the wrong model is dropped here.
     """
-    from .weights import fetch
+    from photofix.store.weights import fetch
 
     fetched = fetch(entry, offline=offline)
     try:
@@ -334,7 +334,7 @@ def check_weights_file(path: str | os.PathLike, expected_arch: str) -> str:
 
 def fetch_checked(entry: ModelEntry, *, offline: bool | None = None) -> Any:
     """``weights.fetch``, but a hash recorded on first use is kept only for a file of the right architecture."""
-    from .weights import fetch
+    from photofix.store.weights import fetch
 
     fetched = fetch(entry, offline=offline)
     if fetched.first_use_hash:
@@ -352,7 +352,7 @@ def import_weights(entry: ModelEntry, file: str | os.PathLike, cache_dir: str | 
     An entry without a published hash trusts the first file it is given, so that file must
     first load safely as the entry's architecture; a pinned hash already says which file it is.
     """
-    from .weights import import_file
+    from photofix.store.weights import import_file
 
     if not entry.verified:
         try:
@@ -367,7 +367,7 @@ def import_weights(entry: ModelEntry, file: str | os.PathLike, cache_dir: str | 
 def _untrust_if_new(entry: ModelEntry, fetched: Any) -> None:
     """A first-use hash must not pin a file that turned out to be the wrong model."""
     if fetched.first_use_hash:
-        from .weights import forget
+        from photofix.store.weights import forget
 
         forget(entry)
 

@@ -6,8 +6,8 @@ choosing a model stays cheap (no torch) and ``manifest`` keeps one job.
 
 from __future__ import annotations
 
-from .errors import UsageError
-from .manifest import Manifest, ModelEntry
+from photofix.errors import UsageError
+from photofix.store.manifest import Manifest, ModelEntry
 
 __all__ = ["choose_entry", "default_overlap"]
 

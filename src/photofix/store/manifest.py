@@ -24,8 +24,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from . import settings
-from .errors import ManifestError, UnknownModel, UsageError
+from photofix import settings
+from photofix.errors import ManifestError, UnknownModel, UsageError
 
 __all__ = [
     "MANIFEST_NAME",

@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from ._files import sha256_file
-from .errors import OutputWriteError
+from photofix import __version__
+from photofix._files import sha256_file
+from photofix.errors import OutputWriteError
 
 __all__ = ["NAMESPACE", "Recipe", "Record", "RunLog", "Step", "find_record", "new_record", "read_xmp_record",
            "record_from_xmp", "sha256_bytes", "sha256_file", "with_record"]

@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 from PIL import Image as PILImage
 
-from . import __version__
-from ._files import write_file
-from .compare import Pair, fit_long_side, resize_rgb, to_rgb8
-from .errors import OutputWriteError, PhotofixError, UsageError
-from .imageio import read_image
+from photofix import __version__
+from photofix._files import write_file
+from photofix.review.compare import Pair, fit_long_side, resize_rgb, to_rgb8
+from photofix.errors import OutputWriteError, PhotofixError, UsageError
+from photofix.imageio import read_image
 
 __all__ = ["write_contact_sheet"]
 

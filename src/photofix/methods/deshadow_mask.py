@@ -59,10 +59,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ._color import LUMA_709, luma, srgb_to_linear
-from .errors import ImageError, UsageError
-from .masks import mask_from_array  # noqa: F401 - mask_from_array is part of this module's API
-from .scratch import as_image
+from photofix._color import LUMA_709, luma, srgb_to_linear
+from photofix.errors import ImageError, UsageError
+from photofix.methods.masks import mask_from_array  # noqa: F401 - mask_from_array is part of this module's API
+from photofix.methods.scratch import as_image
 
 WORK_SIDE = 512  # px: detection runs on a copy at most this large a side
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .errors import TileOutOfMemory
+from photofix.errors import TileOutOfMemory
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
 ProgressFn = Callable[[int, int], None]

@@ -1,0 +1,1 @@
+"""Looking at results: side-by-side comparisons and the HTML contact sheet."""

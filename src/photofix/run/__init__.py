@@ -1,0 +1,1 @@
+"""Running a folder: discovery and output mapping (jobs), the batch runner, provenance and resume records."""
