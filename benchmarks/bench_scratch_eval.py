@@ -1,17 +1,20 @@
 """Scratch-detection evaluation: does the classical path generalise to damage it never saw?
 
-Prints figures, never asserts them. Five damage generators, each written on its own with its
-own drawing primitives, paint damage onto real photos; one more (``jagged``) is **held out**:
-it was never run while the detector was being designed or its constants chosen, and is
-reported apart. For every generator and photo, three detectors are scored:
+Prints figures, never asserts them. Six damage generators, each written on its own with its
+own drawing primitives, paint damage onto real photos; two of them are **held out** and
+reported apart: ``jagged`` was never run while the detector was designed or its constants
+chosen, ``film`` (cine-film running scratches, grain, hairs, specks) was written before the
+face protection's constants were set and run once, at the end. Detectors scored:
 
-* ``before``  - the classical detector as it was at ``--before-rev`` (read with ``git show``),
-* ``after``   - ``photofix.methods.scratch.detect_scratches`` as installed now (default settings),
+* ``plain``   - ``photofix.methods.scratch.detect_scratches`` alone (default settings),
+* ``faces``   - the CLI's classical path: the same, then the pieces on detected faces'
+  features refused (``methods.scratch_faces``, built-in cascade: YuNet is not cached here),
 * ``tophat``  - a plain baseline: white and black top-hat (7 px disk) of the luminance,
-  cut at 0.25 (the best F1 of 0.12-0.32 on the tuning generators), pieces under 3 px dropped.
+  cut at 0.25 (the best F1 of 0.12-0.32 on the tuning generators), pieces under 3 px dropped,
+* ``before``  - (on request) the classical detector as it was at ``--before-rev`` (``git show``).
 
 Each mask then goes through the CLI's classical path: grown by ``--dilate`` px (the CLI
-default is 2) and filled with ``inpaint_masked`` + OpenCV Telea (``inpaint_classical``).
+default is 0) and filled with ``inpaint_masked`` + OpenCV Telea (``inpaint_classical``).
 
 Metrics, per photo then averaged per generator:
 
@@ -22,22 +25,24 @@ Metrics, per photo then averaged per generator:
 * **F1** of the two; **gain**: PSNR(repaired, clean) - PSNR(damaged, clean), dB, over the
   whole image; **worst**: the lowest gain over the photos.
 
-Clean photos: the share of pixels each detector flags on undamaged photos (should be ~0),
-and on the face boxes of two portraits (astronaut's eyes, brows and nostrils; an old-style
-scan of it: grey, sepia, blurred, grained, JPEG). Real damage: the four scratched scans that
-ship with *Bringing Old Photos Back to Life* (MIT; ``test_images/old_w_scratch``) and its
-README figure ``imgs/scratch_detection.png`` (a scan beside its UNet's mask, used as a
-reference mask). Pass a checked-out copy of that repository (at least those two paths) with ``--bopb``; without it
-the real set is skipped. scikit-learn's ``china.jpg``/``flower.jpg`` and matplotlib's
-``grace_hopper.jpg`` are added to the photos when those packages (or ``--extra-photos DIR``)
-provide them.
+Clean photos: the share of pixels each detector flags on undamaged photos (should be ~0).
+Portraits (astronaut, grace_hopper, and old-style scans of both: grey-sepia, blurred, grained,
+JPEG 70): the share of the face-feature region (``scratch_faces.feature_region`` of the faces
+the cascade finds on the clean photo) in the mask when no damage is drawn there, PSNR inside
+the face box, and one light scratch crossing the face (how much of it on the features is
+found). Real damage: the four scratched scans that ship with *Bringing Old Photos Back to
+Life* (MIT; ``test_images/old_w_scratch``) and its README figure ``imgs/scratch_detection.png``
+(a scan beside its UNet's mask, used as a reference mask). Pass a checked-out copy of that
+repository (or a folder holding those five files) with ``--bopb``; without it the real set is
+skipped. scikit-learn's ``china.jpg``/``flower.jpg`` and matplotlib's ``grace_hopper.jpg``
+are added to the photos when those packages (or ``--extra-photos DIR``) provide them.
 
 Run from the repository root with photofix installed::
 
-    python benchmarks/bench_scratch_eval.py --bopb /path/to/Bringing-Old-Photos-Back-to-Life
-    python benchmarks/bench_scratch_eval.py --only-tuning --detectors after   # while designing
+    python benchmarks/bench_scratch_eval.py --bopb DIR --extra-photos DIR
+    python benchmarks/bench_scratch_eval.py --only-tuning --detectors plain   # while designing
 
-about 4 min on a 2-core machine. Progress goes to stderr, markdown tables to stdout.
+about 25 min on the shared, loaded 2-core machine. Progress goes to stderr, markdown to stdout.
 """
 
 from __future__ import annotations
@@ -55,12 +60,20 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from photofix.methods.faces import CascadeDetector, Face
 from photofix.methods.inpaint import inpaint_classical, inpaint_masked
 from photofix.methods.scratch import detect_scratches, dilate_mask, luminance
+from photofix.methods.scratch_faces import (
+    faces_for_protection,
+    feature_region,
+    protect_face_features,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE_REV = "2b83c8613cca4a251340f6f2c6dfa5ceb12bb403"  # scratch.py as the independent check found it
-HELD_OUT = "jagged"
+# Never run while anything was designed or tuned: ``jagged`` (before the first detector change),
+# ``film`` (written before the face protection's constants were set, run once at the end).
+HELD_OUT = ("jagged", "film")
 VISIBLE = 0.1  # luminance change that makes a covered pixel count as visible damage
 SS = 4  # supersampling of drawn damage: antialiased edges
 
@@ -281,12 +294,50 @@ def gen_jagged(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     return c.result()
 
 
+def gen_film(clean: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """HELD OUT. Cine-film damage: grain, long near-vertical running scratches 1-2.5 px that drift and
+    fade (mostly light, soft-edged), a few short dark hairs and specks."""
+    h, w = clean.shape[:2]
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.7)
+    grained = clean + (rng.uniform(0.015, 0.035) * grain / max(float(grain.std()), 1e-6))[..., None]
+    c = _Canvas(np.clip(grained, 0, 1).astype(np.float32))
+    for _ in range(rng.integers(3, 9)):
+        top, length = rng.uniform(-0.2, 0.6) * h, rng.uniform(0.4, 1.0) * h
+        ys = np.linspace(top, top + length, 160)
+        xs = rng.uniform(0, w) + rng.uniform(-0.05, 0.05) * (ys - top) + rng.uniform(0, 4) * np.sin(ys / rng.uniform(20, 90))
+        layer = c.layer()
+        cv2.polylines(layer, [_pts(np.stack([xs, ys], axis=1))], False, 1, max(1, round(rng.uniform(1, 2.5) * SS)), cv2.LINE_8)
+        fade = np.clip(cv2.resize(np.linspace(rng.uniform(0.3, 1), rng.uniform(0.3, 1), 16)[:, None].astype(np.float32),
+                                  (1, h * SS), interpolation=cv2.INTER_LINEAR), 0, 1)
+        layer = (layer * fade * 255).astype(np.uint8)
+        light = rng.random() < 0.8
+        c.paint(layer.astype(np.float32) / 255, rng.uniform(0.8, 1.0) if light else rng.uniform(0.0, 0.15), 1.0,
+                rng.uniform(0.3, 0.7))
+    for _ in range(rng.integers(1, 5)):
+        p, heading = rng.uniform([0, 0], [w, h]), rng.uniform(0, 2 * np.pi)
+        pts = [p]
+        for _ in range(rng.integers(10, 40)):
+            heading += rng.normal(0, 0.15)
+            p = p + np.array([np.cos(heading), np.sin(heading)])
+            pts.append(p)
+        layer = c.layer()
+        cv2.polylines(layer, [_pts(np.array(pts))], False, 1, max(1, round(rng.uniform(0.8, 1.5) * SS)), cv2.LINE_8)
+        c.paint(layer, rng.uniform(0.0, 0.2), rng.uniform(0.6, 1.0))
+    for _ in range(int(h * w / 8000)):
+        layer = c.layer()
+        cv2.circle(layer, tuple(_pts(rng.uniform([0, 0], [w, h])).ravel()), max(1, round(rng.uniform(0.6, 2) * SS)), 1, -1)
+        c.paint(layer, rng.uniform(0.85, 1.0) if rng.random() < 0.5 else rng.uniform(0.0, 0.15), rng.uniform(0.6, 1.0))
+    clean[...] = np.clip(grained, 0, 1)  # the grain is part of the photo: written into the reference
+    return c.result()
+
+
 GENERATORS: dict[str, Callable] = {
     "straight": gen_straight,
     "curved": gen_curved,
     "crease": gen_crease,
     "dust_hair": gen_dust_hair,
     "jagged": gen_jagged,
+    "film": gen_film,
 }
 
 # --- detectors ------------------------------------------------------------------------------
@@ -300,6 +351,17 @@ def load_before(rev: str) -> Callable[[np.ndarray], np.ndarray]:
     module.__package__ = "photofix"
     exec(compile(source, f"scratch.py@{rev[:8]}", "exec"), module.__dict__)  # noqa: S102 - our own file
     return module.detect_scratches
+
+
+_CASCADE: list[CascadeDetector] = []
+
+
+def with_faces(pixels: np.ndarray) -> np.ndarray:
+    """The CLI's classical path: ``detect_scratches``, then face features kept out (built-in cascade)."""
+    if not _CASCADE:
+        _CASCADE.append(CascadeDetector())
+    mask = detect_scratches(pixels)
+    return protect_face_features(mask, faces_for_protection(pixels, _CASCADE[0]))[0]
 
 
 def tophat_baseline(pixels: np.ndarray) -> np.ndarray:
@@ -345,16 +407,91 @@ def old_style(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 # astronaut (512 px): eyes, brows, nostrils, mouth
 FACE_BOXES = {"astronaut": (slice(80, 160), slice(180, 275))}
 
+# --- portraits: what the mask does to faces -------------------------------------------------------
+
+PORTRAITS = ("astronaut", "grace_hopper")
+FACE_GENERATORS = ("dust_hair", "straight")  # damage drawn everywhere but on the features
+
+
+def reference_faces(clean: np.ndarray) -> list[Face]:
+    """The faces of a clean portrait (built-in cascade, faces of 60 px and more: its small false alarms dropped)."""
+    if not _CASCADE:
+        _CASCADE.append(CascadeDetector())
+    return [f for f in faces_for_protection(clean, _CASCADE[0]) if f.side >= 60]
+
+
+def face_box(face: Face, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    x, y, w, h = (round(v) for v in face.box)
+    return slice(max(0, y), min(shape[0], y + h)), slice(max(0, x), min(shape[1], x + w))
+
+
+def crossing_scratch(clean: np.ndarray, face: Face) -> tuple[np.ndarray, np.ndarray]:
+    """One light 2-px scratch across the whole face, through an eye and the mouth's corner."""
+    c = _Canvas(clean)
+    eye, mouth = face.landmarks[0], face.landmarks[4]
+    d = (mouth - eye) / max(float(np.hypot(*(mouth - eye))), 1e-6)
+    layer = c.layer()
+    cv2.line(layer, tuple(_pts(eye - 1.2 * face.side * d).ravel()), tuple(_pts(eye + 1.6 * face.side * d).ravel()), 1,
+             2 * SS, cv2.LINE_8)
+    c.paint(layer, 0.95)
+    return c.result()
+
+
+def portraits(photos: dict[str, np.ndarray], detectors: dict[str, Callable], seed: int) -> None:
+    """Face-feature region (eyes with brows, nose tip and nostrils, mouth: ``scratch_faces.feature_region``
+    of the faces found on the clean photo) and what each detector's mask does there."""
+    cases = {}
+    for name in PORTRAITS:
+        if name in photos:
+            cases[name] = photos[name]
+            cases[f"{name} old-style"] = old_style(photos[name], np.random.default_rng(seed))
+    if not cases:
+        return
+    print("\n## Portraits: the face's features (no damage on them)\n")
+    print("Share of the face-feature region in the raw mask; PSNR inside the face box after repair "
+          "(input's in brackets); whole-photo gain.\n")
+    print("| portrait | damage | " + " | ".join(detectors) + " |")
+    print("|---|---|" + "---|" * len(detectors))
+    for name, clean in cases.items():
+        faces = reference_faces(clean)
+        if not faces:
+            print(f"| {name} | no face found | " + " | " * len(detectors))
+            continue
+        region = feature_region(faces, clean.shape)
+        box = face_box(faces[0], clean.shape)
+        spare = cv2.GaussianBlur(dilate_mask(region, 3).astype(np.float32), (0, 0), 1.0)[..., None]
+        variants = {"none": (clean, np.zeros(clean.shape[:2], np.float32))}
+        for gi, gen in enumerate(FACE_GENERATORS):
+            drawn, coverage = GENERATORS[gen](clean.copy(), np.random.default_rng([seed, 100 + gi]))
+            variants[gen] = (spare * clean + (1 - spare) * drawn, coverage * (1 - spare[..., 0]))
+        variants["crossing scratch"] = crossing_scratch(clean, faces[0])
+        for label, (damaged, coverage) in variants.items():
+            cells = []
+            for fn in detectors.values():
+                mask = fn(damaged)
+                repaired = inpaint_masked(damaged, mask, inpaint_classical).pixels if mask.any() else damaged
+                cell = f"features {100 * mask[region].mean():.1f} %, face {psnr(repaired[box], clean[box]):.2f} dB"
+                if label == "crossing scratch":
+                    line = (coverage >= 0.5) & region
+                    cell += f", scratch on features found {100 * mask[line].mean():.0f} %"
+                elif label != "none":
+                    cell += f", gain {psnr(repaired, clean) - psnr(damaged, clean):+.2f} dB"
+                cells.append(cell)
+            entry = f"{label} (input face {psnr(damaged[box], clean[box]):.2f} dB)" if label != "none" else label
+            print(f"| {name} ({len(faces)} face) | {entry} | " + " | ".join(cells) + " |")
+
 # --- real scans -------------------------------------------------------------------------------
 
 
 def load_bopb(root: Path) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.ndarray] | None]:
     """The scratched test scans, and the README figure split into (scan, reference mask)."""
     scans = {}
-    folder = root / "test_images" / "old_w_scratch"
+    flat = not (root / "test_images").is_dir()  # or the five files copied into one folder
+    folder = root if flat else root / "test_images" / "old_w_scratch"
     for path in sorted(folder.glob("*.png")):
-        scans[path.stem] = _float(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
-    figure_path = root / "imgs" / "scratch_detection.png"
+        if path.stem != "scratch_detection":
+            scans[path.stem] = _float(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
+    figure_path = root / ("" if flat else "imgs") / "scratch_detection.png"
     figure = None
     if figure_path.exists():
         panel = cv2.imread(str(figure_path))[..., ::-1]
@@ -367,11 +504,13 @@ def load_bopb(root: Path) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, np.n
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--detectors", default="before,after,tophat")
+    parser.add_argument("--detectors", default="plain,faces,tophat",
+                        help="of before (--before-rev), plain (detect_scratches), faces (the CLI path), tophat")
     parser.add_argument("--generators", default=",".join(GENERATORS))
     parser.add_argument("--only-tuning", action="store_true", help=f"skip the held-out generator ({HELD_OUT})")
     parser.add_argument("--photos", default="", help="comma-separated subset of photo names")
-    parser.add_argument("--dilate", type=int, default=2, help="px the mask is grown before inpainting (CLI default 2)")
+    parser.add_argument("--dilate", type=int, default=0, help="px the mask is grown before inpainting (CLI default 0)")
+    parser.add_argument("--skip-synthetic", action="store_true", help="only the clean, portrait and real sections")
     parser.add_argument("--before-rev", default=BEFORE_REV)
     parser.add_argument("--bopb", type=Path, help="snapshot of Bringing-Old-Photos-Back-to-Life (real scans)")
     parser.add_argument("--extra-photos", type=Path)
@@ -381,14 +520,17 @@ def main() -> None:
 
     detectors: dict[str, Callable] = {}
     for name in args.detectors.split(","):
-        detectors[name] = {"before": lambda: load_before(args.before_rev), "after": lambda: detect_scratches,
-                           "tophat": lambda: tophat_baseline}[name]()
-    generators = [g for g in args.generators.split(",") if not (args.only_tuning and g == HELD_OUT)]
+        detectors[name] = {"before": lambda: load_before(args.before_rev), "plain": lambda: detect_scratches,
+                           "faces": lambda: with_faces, "tophat": lambda: tophat_baseline}[name]()
+    generators = [g for g in args.generators.split(",") if not (args.only_tuning and g in HELD_OUT)]
+    if args.skip_synthetic:
+        generators = []
     photos = load_photos(args.extra_photos)
     if args.photos:
         photos = {k: v for k, v in photos.items() if k in args.photos.split(",")}
     rows: list[dict] = []
-    for gi, gen in enumerate(generators):
+    for gen in generators:
+        gi = list(GENERATORS).index(gen)  # the same damage whichever generators a run includes
         for k, (name, photo) in enumerate(photos.items()):
             rng = np.random.default_rng([args.seed, gi, k])
             clean = prepare(photo, k)
@@ -408,15 +550,15 @@ def main() -> None:
     print(f"## Synthetic damage ({len(photos)} photos, seed {args.seed}, mask grown {args.dilate} px)\n")
     print("| generator | detector | precision | recall | F1 | mean gain dB | worst gain dB (photo) |")
     print("|---|---|---|---|---|---|---|")
-    for gen in generators:
+    for gen in sorted(generators, key=lambda g: g in HELD_OUT):
         for det in detectors:
             sel = [r for r in rows if r["generator"] == gen and r["detector"] == det]
             worst = min(sel, key=lambda r: r["gain"])
-            label = f"**{gen}** (held out)" if gen == HELD_OUT else gen
+            label = f"**{gen}** (held out)" if gen in HELD_OUT else gen
             print(f"| {label} | {det} | {np.mean([r['precision'] for r in sel]):.2f} | "
                   f"{np.nanmean([r['recall'] for r in sel]):.2f} | {np.mean([r['f1'] for r in sel]):.2f} | "
                   f"{np.mean([r['gain'] for r in sel]):+.2f} | {worst['gain']:+.2f} ({worst['photo']}) |")
-    tuning = [g for g in generators if g != HELD_OUT]
+    tuning = [g for g in generators if g not in HELD_OUT]
     if len(tuning) > 1:
         for det in detectors:
             sel = [r for r in rows if r["generator"] in tuning and r["detector"] == det]
@@ -444,6 +586,8 @@ def main() -> None:
             clean_rows.setdefault(det, []).append(float(mask.mean()))
         print(f"| {name} | " + " | ".join(cells) + " |")
     print("| **mean** | " + " | ".join(f"{100 * np.mean(v):.2f} %" for v in clean_rows.values()) + " |")
+
+    portraits(photos, detectors, args.seed)
 
     if args.bopb is not None:
         scans, figure = load_bopb(args.bopb)

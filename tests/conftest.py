@@ -39,6 +39,8 @@ FULL_SIZE_TESTS = frozenset({
     "test_deshadow_cli.py::test_shadowformer_in_released_layout_is_used_once_cached",
     "test_scratch_cli.py::test_learned_pair_in_released_layouts_runs_through_the_manifest",
     "test_restormer_layouts.py::test_released_configuration_is_detected_exactly",
+    "test_faces_cli.py::test_gfpgan_v14_layout_is_the_default_through_the_manifest",
+    "test_faces_cli.py::test_codeformer_layout_in_a_chain",
 })
 REQUIRE_TOOLS = "PHOTOFIX_REQUIRE_TOOLS"
 

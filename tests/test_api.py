@@ -154,7 +154,7 @@ def test_restore_path_refuses_usage_errors_before_the_first_file(crop: Path, tmp
 def test_the_public_surface_lists_the_entry_points() -> None:
     for name in ("make_processor", "restore_path", "TASKS", "read_image", "write_image"):
         assert name in photofix.__all__ and getattr(photofix, name) is not None
-    assert set(photofix.TASKS) == {"denoise", "deblur", "derain", "upscale", "colorize", "scratch-repair", "deshadow"}
+    assert set(photofix.TASKS) == {"denoise", "deblur", "derain", "upscale", "colorize", "scratch-repair", "deshadow", "faces"}
     assert isinstance(Image, type)
 
 

@@ -109,6 +109,11 @@ def test_shadowformer_in_released_layout_is_used_once_cached(shadowed, tmp_path:
     assert result.exit_code == 0, result.stderr
     assert "models download shadowformer-istd-plus" in result.stderr
     assert json.loads(result.stdout.splitlines()[0])["model"] == "classical"
+    # said once: the next run is quiet about it, -v still shows it (issue 16: the note came every run)
+    again = runner.invoke(app, ["deshadow", str(path), str(tmp_path / "classical2.png")])
+    assert again.exit_code == 0 and "models download shadowformer-istd-plus" not in again.stderr
+    verbose = runner.invoke(app, ["deshadow", str(path), str(tmp_path / "classical3.png"), "-v"])
+    assert verbose.exit_code == 0 and "models download shadowformer-istd-plus" in verbose.stderr
 
     net = _random_network()
     checkpoint = tmp_path / "model_best.pth"  # the release's layout: DataParallel keys under state_dict

@@ -123,8 +123,11 @@ def test_pixels_are_float32_contiguous_unit_range():
 def test_format_for_path():
     assert imageio.format_for_path("a/B.JPG") == "JPEG"
     assert imageio.format_for_path("x.tif") == "TIFF"
-    assert sorted(imageio.SUPPORTED_EXTENSIONS) == [
-        ".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"]
+    assert sorted(imageio.WRITABLE_EXTENSIONS) == [
+        ".avif", ".bmp", ".jpeg", ".jpg", ".png", ".tif", ".tiff", ".webp"]
+    assert sorted(imageio.SUPPORTED_EXTENSIONS - imageio.WRITABLE_EXTENSIONS) == [".heic", ".heif", ".hif"]  # read only
+    with pytest.raises(UsageError, match=r"out\.heic.*not an image format photofix writes"):
+        imageio.format_for_path("out.heic")
     with pytest.raises(UsageError, match=r"out\.gif.*\.gif"):
         imageio.format_for_path("out.gif")
 

@@ -123,3 +123,24 @@ def test_cli_uses_only_the_public_surface() -> None:
                 if not allowed or target.startswith(("store.", "tasks.")) and not target.startswith("tasks.spec"):
                     offenders.append(f"{path.relative_to(PACKAGE)} imports {target}")
     assert offenders == []
+
+
+def test_every_library_module_says_what_it_exports() -> None:
+    """``__all__`` in every public module, naming only what the module defines or imports."""
+    missing, unknown = [], []
+    for top, path, tree in _modules():
+        if top.startswith("cli") or path.name.startswith("_") and path.name != "__init__.py":
+            continue
+        exported = next((node.value for node in tree.body if isinstance(node, ast.Assign)
+                         and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets)), None)
+        if exported is None:
+            if not (path.name == "__init__.py" and len(tree.body) == 1):  # a package that only documents itself
+                missing.append(top)
+            continue
+        bound = {alias.asname or alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                 for alias in node.names}
+        bound |= {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))}
+        bound |= {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                  for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+        unknown += [f"{top}.{e.value}" for e in exported.elts if isinstance(e, ast.Constant) and e.value not in bound]
+    assert (missing, unknown) == ([], [])

@@ -12,6 +12,10 @@ from photofix.store.manifest import HubSource, UrlSource, load_manifest, parse_m
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_IDS = {
+    "gfpgan-v1.4",
+    "codeformer",
+    "restoreformer",
+    "yunet-2023mar",
     "shadowformer-istd-plus",
     "bopb-scratch-detect",
     "big-lama",
@@ -306,3 +310,25 @@ def test_colorize_defaults_pick_the_tiny_model_on_cpu():
     tiny = m.get("ddcolor-tiny")
     assert tiny.source == HubSource("piddnad/DDColor-models", "ddcolor_paper_tiny.pth", "e9e7b527709c8aeb2f5e1bf701e72fd468a13baa")
     assert tiny.sha256 == "81dd643904f4664c3718513e3320ae3db0c567f0d3e18398606659adee7bfc17" and tiny.size_bytes == 220393145
+
+
+def test_manifest_params_that_are_task_options_pass_the_options_own_checks() -> None:
+    """One definition of each option: a model's params (scale, kind, render_size...) are held to the
+    range and choices its task declares, so the manifest cannot promise what the command refuses."""
+    from photofix.store.manifest import load_manifest
+    from photofix.tasks import TASKS
+
+    checked, wrong = 0, []
+    for entry in load_manifest().entries:
+        spec = TASKS.get(entry.task)
+        if spec is None:
+            continue  # helper models (scratch-detect, inpaint, face-detect) have no options of their own
+        fields = {field.name: field for field in spec.option_fields()}
+        for key, value in entry.params.items():
+            if key in fields:
+                checked += 1
+                try:
+                    fields[key].check(value)
+                except ValueError as error:
+                    wrong.append(f"{entry.id}.{key}={value!r}: {error}")
+    assert wrong == [] and checked >= 5

@@ -14,7 +14,8 @@ from photofix.store import FetchedWeights
 
 runner = CliRunner()
 
-BOTH = {"bopb-scratch-detect", "big-lama"}  # tasks with one default for either device
+# tasks with one default for either device; ffdnet-gray: what grey photos get when no model is named
+BOTH = {"bopb-scratch-detect", "big-lama", "gfpgan-v1.4", "yunet-2023mar", "ffdnet-gray"}
 CPU = {"ffdnet-color", "nafnet-gopro-width32", "realesrgan-general-x4v3", "ddcolor-tiny"} | BOTH
 GPU = {"scunet-color-real", "nafnet-gopro-width64", "realesrgan-x4plus", "ddcolor-large"} | BOTH
 

@@ -108,8 +108,8 @@ def test_steps_language() -> None:
     assert [s.task for s in steps] == ["scratch-repair", "denoise", "upscale", "colorize"]
     assert steps[0].model == "classical" and steps[0].task_options == {"dilate": 3}
     assert steps[1].task_options == {"sigma": 15.0} and steps[3].task_options == {"render_size": 512}
-    assert [s.task for s in preset_steps("old-photo")] == ["scratch-repair", "denoise", "colorize", "upscale"]
-    assert preset_steps("old-photo")[-1].task_options == {"scale": 2.0}
+    assert [s.task for s in preset_steps("old-photo")] == ["scratch-repair", "denoise", "colorize", "upscale", "faces"]
+    assert preset_steps("old-photo")[-2].task_options == {"scale": 2.0}
     assert set(PRESETS) == {"old-photo", "phone"}
 
 

@@ -4,9 +4,10 @@ The damage here is drawn by a generator that lives only in this file: elliptic a
 two thirds near-white, one third near-black) and small square flecks, antialiased by 4x
 supersampling. It differs from the benchmark's generators (benchmarks/bench_scratch_eval.py)
 and from tests/test_scratch_repair.py's Bezier strokes and round spots. Bounds sit under the
-figures measured with the detector of scratch.py at 2b83c86 (stated next to each): they guard
-against regressions on damage nobody tuned for. The issue-11 targets it does not meet yet
-(F1 >= 0.6 and +2 dB on every photo, eyes never masked) are in benchmarks/SCRATCH_EVAL.md.
+figures measured with the CLI's classical path (stated next to each; the mask is not grown, the
+CLI's default since the evaluation): they guard against regressions on damage nobody tuned
+for. The issue-11 targets it does not meet yet (F1 >= 0.6, no photo worse by 1 dB) are in
+benchmarks/SCRATCH_EVAL.md; faces are tested in tests/test_scratch_faces.py.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import numpy as np
 import pytest
 from skimage import data
 
+from photofix.methods.faces import CascadeDetector
 from photofix.methods.inpaint import inpaint_classical, inpaint_masked
-from photofix.methods.scratch import detect_scratches, dilate_mask, luminance
+from photofix.methods.scratch import detect_scratches, luminance
+from photofix.methods.scratch_faces import faces_for_protection, protect_face_features
 from tests.helpers import psnr
 
 SS = 4
@@ -53,14 +56,14 @@ def arcs_and_flecks(clean: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarra
 
 
 def _metrics(clean: np.ndarray, damaged: np.ndarray, coverage: np.ndarray) -> tuple[float, float]:
-    """(F1 of the raw mask, PSNR gain of the CLI's classical path: mask grown 2 px, Telea)."""
+    """(F1 of the raw mask, PSNR gain of the CLI's classical path: the mask as detected, Telea)."""
     mask = detect_scratches(damaged)
     visible = (coverage >= 0.5) & (np.abs(luminance(damaged) - luminance(clean)) >= 0.1)
     near = cv2.dilate((coverage > 0.02).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     recall = mask[visible].mean()
     precision = near[mask].mean() if mask.any() else 1.0
     f1 = 2 * precision * recall / max(precision + recall, 1e-9)
-    repaired = inpaint_masked(damaged, dilate_mask(mask, 2), inpaint_classical).pixels
+    repaired = inpaint_masked(damaged, mask, inpaint_classical).pixels
     return float(f1), psnr(repaired, clean) - psnr(damaged, clean)
 
 
@@ -84,30 +87,30 @@ def measured() -> dict[tuple[str, int], tuple[float, float]]:
 
 
 def test_unseen_damage_is_found_and_repair_gains(measured) -> None:
-    # measured (dilate 2, Telea): F1 0.567/0.579 rocket, 0.619/0.639 coffee, 0.676/0.592 camera
-    # (mean 0.612); gain +4.60/+4.60, +1.36/+1.27, +2.63/+1.82 dB (mean +2.71)
+    # measured (no growth, Telea): F1 0.567/0.579 rocket, 0.619/0.639 coffee, 0.676/0.592 camera
+    # (mean 0.612); gain +5.76/+5.54, +2.87/+2.74, +4.83/+4.17 dB (mean +4.32). With 2 px of growth
+    # (the old default) the gains were +4.60/+4.60, +1.35/+1.27, +2.63/+1.82 (mean +2.71).
     f1 = [f for f, _ in measured.values()]
     gains = [g for _, g in measured.values()]
     assert np.mean(f1) >= 0.57, measured
-    assert np.mean(gains) >= 2.3, measured
-    assert min(gains) >= 1.0, measured
+    assert np.mean(gains) >= 3.8, measured
+    assert min(gains) >= 2.2, measured
 
 
 def test_smooth_fur_photo_keeps_its_high_gain() -> None:
-    # the cat (fur, whiskers): measured F1 0.906/0.940, gain +12.26/+12.14 dB
+    # the cat (fur, whiskers): measured F1 0.906/0.940, gain +13.58/+13.86 dB
     clean = data.chelsea()[:, :300].astype(np.float32) / 255
     for seed in (1, 2):
         f1, gain = _metrics(clean, *arcs_and_flecks(clean, seed))
-        assert f1 >= 0.85 and gain >= 10.0, (seed, f1, gain)
+        assert f1 >= 0.85 and gain >= 12.0, (seed, f1, gain)
 
 
-def _astronaut_face_mask() -> np.ndarray:
+def test_a_clean_portrait_is_barely_masked_and_its_features_not_at_all() -> None:
     face = data.astronaut()[:256, 128:384].astype(np.float32) / 255
-    return detect_scratches(face)
-
-
-def test_a_clean_portrait_is_barely_masked() -> None:
-    # measured 1.34 % of the 256 px crop; the features box (brows, eyes, nose, mouth) 3.55 %
-    mask = _astronaut_face_mask()
-    assert mask.mean() <= 0.016
-    assert mask[80:160, 52:147].mean() <= 0.04
+    plain = detect_scratches(face)
+    mask, _ = protect_face_features(plain, faces_for_protection(face, CascadeDetector()))
+    # measured: 1.34 % of the 256 px crop and 3.55 % of the features box (brows, eyes, nose, mouth)
+    # with the detector alone; 0.97 % and 0.39 % with the face's features kept out (the CLI's path)
+    assert plain.mean() <= 0.016
+    assert mask.mean() <= 0.011
+    assert mask[80:160, 52:147].mean() <= 0.008

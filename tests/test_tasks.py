@@ -145,6 +145,7 @@ def test_auto_tile_never_goes_below_the_models_minimum(ffdnet_weights, astronaut
     monkeypatch.setattr(tiling, "auto_tile_size", lambda *a, **k: 96)  # as if memory were tight
     model = load_model(ffdnet_weights["rgb"], device="cpu")
     restorer = Restorer("denoise", model, params=TaskParams(sigma=5), tile=None, min_tile=256)
-    restorer.restore(_image(astronaut[:64, :64] / 255.0))
-    assert restorer.tile == 256
+    _, details = restorer.restore(_image(astronaut[:64, :64] / 255.0))
+    assert restorer.last_tile == 256 and restorer.tile is None  # chosen per photo; the setting stays auto
+    assert details["tile"] == "whole image"  # what -v and --json show for this photo
     assert Restorer("denoise", model, tile=64, min_tile=256).tile == 64  # an explicit --tile is honoured

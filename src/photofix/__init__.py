@@ -17,6 +17,7 @@ _LAZY = {
     "restore_path": "api",
     "plan_steps": "api",
     "Processor": "api",
+    "RayEngine": "api",
     "TASKS": "tasks",
     "get_task": "tasks",
     "parse_steps": "tasks",

@@ -107,3 +107,30 @@ class TileOutOfMemory(PhotofixError, MemoryError):
 
 class NonFiniteOutput(PhotofixError, ArithmeticError):
     """A model produced NaN or infinite values (typically half precision overflow)."""
+
+
+__all__ = [
+    "ArchitectureMismatch",
+    "ChecksumMismatch",
+    "DeviceError",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_SOME_FAILED",
+    "EXIT_USAGE",
+    "EXIT_WEIGHTS",
+    "ImageError",
+    "ImageTooLarge",
+    "ManifestError",
+    "ModelLoadError",
+    "NonFiniteOutput",
+    "NotEnoughMemory",
+    "OutputWriteError",
+    "PhotofixError",
+    "TileOutOfMemory",
+    "UnknownModel",
+    "UnsupportedImage",
+    "UsageError",
+    "WeightsDownloadFailed",
+    "WeightsError",
+    "WeightsNotCached",
+]

@@ -101,3 +101,21 @@ def manifest_path() -> Path | None:
 def debug() -> bool:
     """``PHOTOFIX_DEBUG=1`` shows full tracebacks in the CLI."""
     return _env_flag(ENV_DEBUG)
+
+
+__all__ = [
+    "ENV_DEBUG",
+    "ENV_DEVICE",
+    "ENV_HOME",
+    "ENV_MANIFEST",
+    "ENV_OFFLINE",
+    "ENV_THREADS",
+    "debug",
+    "device_preference",
+    "hub_cache_dir",
+    "hub_cache_path",
+    "manifest_path",
+    "offline",
+    "photofix_home",
+    "threads",
+]

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 
 NoiseLevelCall = Callable[[torch.nn.Module, torch.Tensor, float], torch.Tensor]
+# Face restorers: (model, aligned 512-px faces in [0, 1], fidelity in [0, 1]) -> restored faces in [0, 1].
+FaceCall = Callable[[torch.nn.Module, torch.Tensor, float], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,15 @@ class ArchTraits:
     noise_level: NoiseLevelCall | None = None
     # cpu_rewrite's channels-last / fused LayerNorm / folded BatchNorm, measured equal within 1e-4.
     cpu_rewrites: bool = False
+    # Precision support where photofix measured otherwise than spandrel's descriptor says (None: as it says).
+    half: bool | None = None
+    bf16: bool | None = None
+    # OpenVINO (the optional extra) measured clearly faster than torch on a CPU in fp32, and
+    # equivalent: ``--backend auto`` uses it there (benchmarks/PRECISION.md).
+    openvino: bool = False
+    # Face restorers: how to run one on aligned faces. spandrel's own call feeds GFPGAN and
+    # CodeFormer [0, 1] pixels, but they were trained on [-1, 1] and give [-1, 1] back.
+    face_call: FaceCall | None = None
 
 
 def _plane_input(model: torch.nn.Module, x: torch.Tensor, level: float) -> torch.Tensor:
@@ -35,11 +46,33 @@ def _plane_input(model: torch.nn.Module, x: torch.Tensor, level: float) -> torch
     return model(torch.cat([x, torch.full_like(x[:, :1], level)], dim=1))
 
 
+def _gfpgan(model: torch.nn.Module, x: torch.Tensor, fidelity: float) -> torch.Tensor:
+    # The stored noise maps instead of fresh random ones: the same photo gives the same face.
+    return (model(x * 2 - 1, return_rgb=False, randomize_noise=False)[0] + 1) / 2
+
+
+def _codeformer(model: torch.nn.Module, x: torch.Tensor, fidelity: float) -> torch.Tensor:
+    # CodeFormer's weight w: 0 = the codebook's face (most restored), 1 = closest to the input.
+    return (model(x * 2 - 1, weight=fidelity)[0] + 1) / 2
+
+
+def _restoreformer(model: torch.nn.Module, x: torch.Tensor, fidelity: float) -> torch.Tensor:
+    return (model(x * 2 - 1)[0] + 1) / 2
+
+
 _SPANDREL_TRAITS: dict[str, ArchTraits] = {
+    # OpenVINO fp32 took 0.54x of torch's CPU time for Compact x4, outputs within 1.2e-7.
+    "Compact": ArchTraits(openvino=True),
     "NAFNet": ArchTraits(grid=16, cpu_rewrites=True),
     "SCUNet": ArchTraits(grid=64, cpu_rewrites=True),
     "Restormer": ArchTraits(cpu_rewrites=True),
     "DRUNet": ArchTraits(noise_level=_plane_input, cpu_rewrites=True),
+    # The raw network photofix calls builds its query embeddings in float32: bf16 weights fail to
+    # multiply with them (tests/test_model_protocol.py), although the descriptor declares bf16.
+    "DDColor": ArchTraits(bf16=False),
+    "GFPGAN": ArchTraits(face_call=_gfpgan),
+    "CodeFormer": ArchTraits(face_call=_codeformer),
+    "RestoreFormer": ArchTraits(face_call=_restoreformer),
 }
 
 
@@ -50,4 +83,4 @@ def traits_of(arch_id: str) -> ArchTraits:
     return {"FFDNet": FFDNET_TRAITS, **_SPANDREL_TRAITS}.get(arch_id, ArchTraits())
 
 
-__all__ = ["ArchTraits", "NoiseLevelCall", "traits_of"]
+__all__ = ["ArchTraits", "FaceCall", "NoiseLevelCall", "traits_of"]

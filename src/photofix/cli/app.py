@@ -8,6 +8,7 @@ and exit codes. torch is imported only inside commands that run a model, so
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import signal
 import sys
@@ -19,11 +20,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from photofix.cli.help_types import use_value_words
+
 from photofix import __version__
 from photofix.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, PhotofixError, UsageError
-from photofix.tasks import TASKS, OptionField, StepRequest, TaskSpec, parse_steps, preset_steps
+from photofix.tasks import PRESETS, TASKS, OptionField, StepRequest, TaskSpec, parse_steps, preset_steps
 from photofix.cli.options import Common, task_command
 from photofix.cli.render import Reporter, reported_errors
+
+use_value_words()
 
 app = typer.Typer(
     name="photofix",
@@ -73,6 +78,10 @@ def run_task(input: str, output: str, common: Common, requests: list[Any]) -> No
     if common.json and output == "-":
         reporter.error("--json and OUTPUT '-' both use stdout; write the image to a file or drop --json")
         raise typer.Exit(EXIT_USAGE)
+    if output == "-" and _stdout_is_terminal():
+        reporter.error("OUTPUT '-' writes image bytes to stdout, which is a terminal here; "
+                       "redirect it (> out.jpg) or pipe it (| next-program), or give an output file")
+        raise typer.Exit(EXIT_USAGE)
 
     _interrupt_on_sigterm()
     try:
@@ -98,19 +107,20 @@ def _run_files(input: str, output: str, common: Common, requests: list[Any], rep
         started, total = True, files
         reporter.start(files)
 
-    results = restore_path(
-        None, input, output, steps=requests,
-        model=common.model, weights=common.weights, tier=common.tier.value if common.tier else None,
-        device=common.device, precision=common.precision.value, tile=common.tile, tile_overlap=common.tile_overlap,
-        offline=common.offline or None, threads=common.threads,
-        recursive=common.recursive, format=common.format.pillow_name if common.format else None, suffix=common.suffix,
-        quality=common.quality, force=common.force, dry_run=common.dry_run, preview=common.preview,
-        include=common.include or (), exclude=common.exclude or (), fail_fast=common.fail_fast,
-        max_pixels=common.max_pixels or None, memory_limit=common.memory_limit, jobs=common.jobs,
-        read_stdin=sys.stdin.buffer.read, write_stdout=_write_stdout,
-        on_event=reporter.event, on_start=start, on_file_start=reporter.file_started, on_tile=reporter.tile_done,
-    )
     with reported_errors(reporter):
+        results = restore_path(
+            None, input, output, steps=requests, engine=_engine(common),
+            model=common.model, weights=common.weights, tier=common.tier.value if common.tier else None,
+            device=common.device, precision=common.precision.value, backend=common.backend.value, tile=common.tile,
+            tile_overlap=common.tile_overlap,
+            offline=common.offline or None, threads=common.threads,
+            recursive=common.recursive, format=common.format.pillow_name if common.format else None, suffix=common.suffix,
+            quality=common.quality, force=common.force, dry_run=common.dry_run, preview=common.preview,
+            include=common.include or (), exclude=common.exclude or (), fail_fast=common.fail_fast,
+            max_pixels=common.max_pixels or None, memory_limit=common.memory_limit, jobs=common.jobs,
+            read_stdin=sys.stdin.buffer.read, write_stdout=_write_stdout,
+            on_event=reporter.event, on_start=start, on_file_start=reporter.file_started, on_tile=reporter.tile_done,
+        )
         interrupted = False
         try:
             for result in results:
@@ -120,6 +130,7 @@ def _run_files(input: str, output: str, common: Common, requests: list[Any], rep
                 raise
             _ignore_further_signals()
             interrupted = True
+            results.close()  # now, not at garbage collection: a Ray run stops its cluster work here
         except PhotofixError:
             if started:
                 reporter.finish()
@@ -130,6 +141,33 @@ def _run_files(input: str, output: str, common: Common, requests: list[Any], rep
             reporter.error(f"stopped at the first failure (--fail-fast); {left} file(s) not processed")
     return summary, interrupted
 
+
+
+def _engine(common: Common) -> Any:
+    """``local``, or a ``RayEngine`` from --ray-address/--workers/--gpus-per-worker (which need --engine ray)."""
+    from photofix.api import RayEngine
+
+    if common.engine.value == "ray" and not common.verbose:
+        _quiet_ray()
+    if common.engine.value == "local":
+        given = [flag for flag, value in (("--ray-address", common.ray_address), ("--workers", common.workers),
+                                          ("--gpus-per-worker", common.gpus_per_worker or None)) if value is not None]
+        if given:
+            raise UsageError(f"{', '.join(given)} apply to --engine ray; add it, or leave them out")
+        return "local"
+    return RayEngine(address=common.ray_address, workers=common.workers, gpus_per_worker=common.gpus_per_worker)
+
+
+def _quiet_ray() -> None:
+    """Keep Ray's start-up and scheduling chatter off the terminal (-v shows it): results and errors
+    come back through photofix. Ray sets its loggers up when imported, so import it first; without
+    Ray the library says how to install it."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError:
+        return
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 # After the first interrupt, later ones are ignored this long: the run is stopping (the file under
@@ -177,6 +215,13 @@ def _ignore_further_signals() -> None:
         number = getattr(signal, name, None)
         if number is not None:
             signal.signal(number, signal.SIG_IGN)
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # replaced or closed stdout (tests, embedding)
+        return False
 
 
 def _write_stdout(data: bytes) -> None:
@@ -254,7 +299,7 @@ def restore(
     preset: Annotated[
         Optional[str],
         typer.Option(
-            help="A ready-made chain: old-photo (scratch-repair, denoise, colorize, upscale:scale=2) or phone (denoise, deblur).",
+            help="A ready-made chain: " + " or ".join(f"{name} ({steps.replace(',', ', ')})" for name, steps in PRESETS.items()) + ".",
             rich_help_panel="Task",
             show_default=False,
         ),

@@ -19,6 +19,7 @@ import typer
 _IO = "Input and output"
 _MODEL = "Model"
 _RUN = "Running"
+_ENGINE = "Engine"
 _REPORT = "Reporting"
 
 
@@ -33,11 +34,23 @@ class OutputFormat(str, Enum):
     jpg = "jpg"
     webp = "webp"
     tiff = "tiff"
+    avif = "avif"
     bmp = "bmp"
 
     @property
     def pillow_name(self) -> str:
-        return {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "bmp": "BMP"}[self.value]
+        return {"png": "PNG", "jpg": "JPEG", "webp": "WEBP", "tiff": "TIFF", "avif": "AVIF", "bmp": "BMP"}[self.value]
+
+
+class Engine(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    openvino = "openvino"
 
 
 class Precision(str, Enum):
@@ -111,10 +124,15 @@ class Common:
     offline: bool = False
     device: str = "auto"
     precision: Precision = Precision.auto
+    backend: Backend = Backend.auto
     tile: str = "auto"
     tile_overlap: Optional[int] = None
     threads: Optional[int] = None
     jobs: Optional[int] = None
+    engine: Engine = Engine.local
+    ray_address: Optional[str] = None
+    workers: Optional[int] = None
+    gpus_per_worker: float = 0.0
     json: bool = False
     quiet: bool = False
     verbose: bool = False
@@ -129,13 +147,12 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
     "suffix": Annotated[str, typer.Option(help="Text added to each output's file name, e.g. _clean.", rich_help_panel=_IO)],
     "quality": Annotated[
         Optional[int],
-        typer.Option(min=1, max=100, help="JPEG/WebP quality. Default: the source JPEG's own quality, else 95.", rich_help_panel=_IO, show_default=False),
+        typer.Option(min=1, max=100, help="JPEG/WebP/AVIF quality. Default: the source JPEG's own quality, else 95 (AVIF 90; WebP lossless).", rich_help_panel=_IO, show_default=False),
     ],
     "force": Annotated[
         bool,
         typer.Option(
             "--force",
-            "--overwrite",
             help="Redo every output, replacing existing files. Without it an output is skipped when its record shows the "
             "same input content and settings, redone when either changed, and kept when photofix did not make it.",
             rich_help_panel=_IO,
@@ -202,7 +219,14 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
     "device": Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N or mps. auto = CUDA, then MPS, then CPU.", rich_help_panel=_RUN)],
     "precision": Annotated[
         Precision,
-        typer.Option(help="auto = fp16 on CUDA where the model supports it, fp32 elsewhere.", rich_help_panel=_RUN),
+        typer.Option(help="auto: fp16 on CUDA where the model supports it; on a CPU with native bf16 (AVX512-BF16, AMX, "
+                          "Arm BF16), bf16 only where a one-time check on your first photo shows it keeps quality and "
+                          "saves time; fp32 otherwise.", rich_help_panel=_RUN),
+    ],
+    "backend": Annotated[
+        Backend,
+        typer.Option(help="Network runtime on a CPU. auto: OpenVINO where it was measured faster (the Compact upscaler) "
+                          "if installed (pip install \"photofix[openvino]\"), else torch.", rich_help_panel=_RUN),
     ],
     "tile": Annotated[
         str,
@@ -233,6 +257,43 @@ _COMMON_ANNOTATIONS: dict[str, Any] = {
             rich_help_panel=_RUN,
             show_default=False,
         ),
+    ],
+    # "\\[" keeps rich markup from reading "[ray]" as a style tag
+    "engine": Annotated[
+        Engine,
+        typer.Option(
+            help="local = this process; ray = a Ray cluster (pip install \"photofix\\[ray]\"): decoding and writing in "
+            "Ray tasks, the model in Ray actors, the same outputs, records and exit codes. With ray, INPUT and OUTPUT "
+            "may also be URIs (s3://, gs://, file://).",
+            rich_help_panel=_ENGINE,
+            case_sensitive=False,
+        ),
+    ],
+    "ray_address": Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            help="The Ray cluster to join: auto (one running here, from 'ray start'), or ray://HEAD:10001. "
+            "Default: RAY_ADDRESS, else join or start a local Ray.",
+            rich_help_panel=_ENGINE,
+            show_default=False,
+        ),
+    ],
+    "workers": Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Model actors (each loads the model once). Default: one per --gpus-per-worker GPUs in the cluster, "
+            "else 1 using every CPU.",
+            rich_help_panel=_ENGINE,
+            show_default=False,
+        ),
+    ],
+    "gpus_per_worker": Annotated[
+        float,
+        typer.Option("--gpus-per-worker", min=0, help="GPUs each model actor reserves (0.5 puts two on a GPU); 0 = CPU.",
+                     rich_help_panel=_ENGINE),
     ],
     "json": Annotated[
         bool,
@@ -272,7 +333,8 @@ def task_command(app: typer.Typer, name: str, help_text: str) -> Callable[[Calla
         command.__name__ = fn.__name__
         # The one-line summary lists the command; --help adds the docstring (how it works, examples).
         body = inspect.cleandoc(fn.__doc__ or "")
-        app.command(name, help=f"{help_text}\n\n{body}" if body else help_text, short_help=help_text, no_args_is_help=True)(command)
+        # --help shows the docstring alone: its first line already says what the listing's summary says
+        app.command(name, help=body or help_text, short_help=help_text, no_args_is_help=True)(command)
         return fn
 
     return decorator

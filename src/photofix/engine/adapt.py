@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from photofix._color import LUMA_601, luma
+from photofix.engine import noise_level
 from photofix.errors import UsageError
 from photofix.imageio import Image
 from photofix.imageio.encode import quantize
@@ -110,15 +111,19 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def estimate_noise_sigma(pixels: np.ndarray) -> float:
     """Noise standard deviation on the 0–255 scale, for non-blind denoisers.
 
-    Median absolute deviation of the finest diagonal Haar detail band, divided by
-    0.6745 (Donoho & Johnstone 1994): image structure is sparse in that band, so
-    its median is dominated by noise. The median over channels guards against
-    one odd channel.
+    Read on luma, one octave below the finest band, in the flattest blocks of the photo:
+    ``engine.noise_level`` says why (JPEG, correlated camera and scan noise).
     """
-    h, w = pixels.shape[0] // 2 * 2, pixels.shape[1] // 2 * 2
-    if h < 2 or w < 2:
-        return 0.0
-    x = pixels[:h, :w].astype(np.float64)
-    diagonal = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2.0
-    per_channel_sigma = [np.median(np.abs(diagonal[..., c])) / 0.6745 for c in range(x.shape[2])]
-    return float(np.median(per_channel_sigma) * 255.0)
+    return noise_level.estimate_noise_sigma(pixels)
+
+
+__all__ = [
+    "NETWORK_TASKS",
+    "changes_size",
+    "estimate_noise_sigma",
+    "finish",
+    "finished_rows",
+    "per_channel",
+    "prepare",
+    "resize",
+]

@@ -10,10 +10,13 @@ different detection is an error: mislabelled files exist on the Hub.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
 import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 
 from photofix import settings
 from photofix.archs import NoiseLevelCall, registry, traits_of
+from photofix.engine.cpu_features import cpu_capabilities
 from photofix.engine.cpu_rewrite import rewrite_for_cpu
 from photofix.errors import ArchitectureMismatch, DeviceError, ModelLoadError, NonFiniteOutput
 
@@ -132,7 +136,11 @@ def resolve_device(preference: str | None = None) -> torch.device:
 
 
 def resolve_dtype(precision: str, device: torch.device, supports_half: bool, supports_bf16: bool) -> torch.dtype:
-    """``auto``: fp16 on CUDA where the model supports it, fp32 elsewhere (CPUs gain nothing from fp16)."""
+    """``auto``: fp16 on CUDA where the model supports it, fp32 elsewhere (CPUs gain nothing from fp16).
+
+    On a CPU with native bf16, ``auto`` still loads in fp32; ``precision_gate`` may switch the
+    model to bf16 autocast at its first image (``LoadedModel.gate_pending``).
+    """
     if precision not in PRECISIONS:
         raise DeviceError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if precision == "auto":
@@ -174,27 +182,61 @@ class WeightsOrigin:
     hash_recorded_now: bool = False  # trust on first use: its hash was just recorded
 
 
-class LoadedModel:
-    """A model on its device, with what the engine needs to know to run it.
+class _Loaded:
+    """What every loaded model shares: frozen traits and origin, a device, a precision.
 
-    Its traits and origin are fixed at load. The one thing that changes is the precision,
-    and only by ``use_float32`` (half precision overflowed): the engine then redoes the image.
+    The one thing that changes after load is the precision: by ``use_float32`` (half precision
+    overflowed: the engine then redoes the image), or once by ``settle_precision`` (the bf16 gate
+    of ``--precision auto`` on a CPU with native bf16, at the first image).
     """
 
-    def __init__(self, descriptor: ImageModelDescriptor, traits: ModelTraits, origin: WeightsOrigin,
-                 device: torch.device, dtype: torch.dtype, channels_last: bool) -> None:
+    backend = "torch"  # what runs the network (reported with the precision)
+
+    def __init__(self, descriptor: Any, traits: ModelTraits, origin: WeightsOrigin,
+                 device: torch.device, dtype: torch.dtype, requested: str = "fp32") -> None:
         self.descriptor = descriptor
         self.traits = traits
         self.origin = origin
         self.device = device
         self._dtype = dtype
-        self.channels_last = channels_last  # the CPU rewrites were applied: feed NHWC-strided input
+        self._mixed_bf16 = False  # fp32 weights, bf16 autocast: set by the gate only
+        # ``auto`` on a CPU that computes bf16 natively: the gate decides at the first image.
+        self.gate_pending = (requested == "auto" and device.type == "cpu" and dtype == torch.float32
+                             and traits.supports_bf16 and cpu_capabilities().native_bf16)
+        self.gate_verdict: Any = None  # precision_gate.GateVerdict once decided
 
     @property
     def dtype(self) -> torch.dtype:
+        """The dtype of the weights and of the tensors the model takes and returns."""
         return self._dtype
 
-    # The traits and origin, by their old names (tests, benchmarks and processors read these).
+    @property
+    def precision(self) -> str:
+        if self._mixed_bf16:
+            return "bf16-mixed"
+        return str(self._dtype).removeprefix("torch.").replace("float", "fp").replace("bfp16", "bf16")
+
+    @contextlib.contextmanager
+    def mixed_bf16(self) -> Iterator[None]:
+        """Run calls inside the block under CPU bf16 autocast (the gate's candidate)."""
+        before, self._mixed_bf16 = self._mixed_bf16, True
+        try:
+            yield
+        finally:
+            self._mixed_bf16 = before
+
+    def settle_precision(self, verdict: Any) -> None:
+        """Keep the gate's choice for good: bf16 autocast if ``verdict.accepted``, else fp32 as loaded."""
+        self._mixed_bf16 = bool(verdict.accepted)
+        self.gate_verdict = verdict
+        self.gate_pending = False
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self._mixed_bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    # The traits and origin, by their short names (tests, benchmarks and processors read these).
     arch = property(lambda self: self.traits.arch)
     scale = property(lambda self: self.traits.scale)
     in_channels = property(lambda self: self.traits.in_channels)
@@ -209,10 +251,59 @@ class LoadedModel:
     sha256 = property(lambda self: self.origin.sha256)
     hash_recorded_now = property(lambda self: self.origin.hash_recorded_now)
 
+    @property
+    def network(self) -> torch.nn.Module:
+        return self.descriptor.model
+
     def use_float32(self) -> None:
         """Switch to fp32 for good (after half precision produced NaN/inf)."""
         self.descriptor.model.to(torch.float32)
         self._dtype = torch.float32
+        self._mixed_bf16 = False
+
+    def _check_finite(self, out: torch.Tensor, what: str) -> None:
+        if not torch.isfinite(out).all():
+            advice = (
+                "this image cannot be restored with this model" if self.dtype == torch.float32
+                else "run again with --precision fp32"
+            )
+            raise NonFiniteOutput(f"{self.source}: the {what} produced NaN/inf values at {self.precision}; {advice}")
+
+
+class LoadedModel(_Loaded):
+    """An image-to-image model on its device, with what the engine needs to know to run it."""
+
+    def __init__(self, descriptor: ImageModelDescriptor, traits: ModelTraits, origin: WeightsOrigin,
+                 device: torch.device, dtype: torch.dtype, channels_last: bool = False, requested: str = "fp32",
+                 openvino: Any = None, backend_note: str | None = None) -> None:
+        super().__init__(descriptor, traits, origin, device, dtype, requested)
+        self.channels_last = channels_last
+        self._openvino = openvino  # openvino_backend.OpenVinoNetwork, or None: torch runs the network
+        self.backend_note = backend_note  # why OpenVINO was asked for but torch runs
+
+    @property
+    def backend(self) -> str:  # type: ignore[override]
+        return "openvino" if self._openvino is not None else "torch"
+
+    def _run_openvino(self, x: torch.Tensor) -> torch.Tensor | None:
+        """OpenVINO's output (blind models: padded above, clamped by the caller), or None after it
+        failed: torch then runs this and every later call, and ``backend_note`` says why."""
+        try:
+            return self._openvino(x)
+        except RuntimeError as error:
+            reason = str(error).strip().splitlines()[-1][:200] if str(error).strip() else type(error).__name__
+            self._openvino = None
+            self.backend_note = f"OpenVINO failed at {tuple(x.shape[-2:])} px ({reason}); running with torch"
+            return None
+
+    @contextlib.contextmanager
+    def running_torch(self) -> Iterator[None]:
+        """Calls inside the block run the torch network (to count its memory per pixel)."""
+        kept, self._openvino = self._openvino, None
+        try:
+            yield
+        finally:
+            self._openvino = kept  # the CPU rewrites were applied: feed NHWC-strided input
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:
@@ -224,20 +315,16 @@ class LoadedModel:
         x = _pad_to(x, self.multiple_of, self.minimum_size)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        if self.traits.noise_level is not None:
-            level = (25.0 if sigma is None else sigma) / 255.0
-            out = self.traits.noise_level(self.descriptor.model, x, level)
-        else:
-            # spandrel's call applies the architecture's own call convention (call_fn)
-            out = self.descriptor(x)
-        if not torch.isfinite(out).all():
-            advice = (
-                "this image cannot be restored with this model" if self.dtype == torch.float32
-                else "run again with --precision fp32"
-            )
-            raise NonFiniteOutput(
-                f"{self.source}: the model produced NaN/inf values at {str(self.dtype).replace('torch.', '')}; {advice}"
-            )
+        with self._autocast():
+            out = self._run_openvino(x) if self._openvino is not None else None
+            if out is None and self.traits.noise_level is not None:
+                level = (25.0 if sigma is None else sigma) / 255.0
+                out = self.traits.noise_level(self.descriptor.model, x, level)
+            elif out is None:
+                # spandrel's call applies the architecture's own call convention (call_fn)
+                out = self.descriptor(x)
+        out = out.to(self._dtype)  # autocast may hand back bf16: callers get the model's dtype
+        self._check_finite(out, "model")
         return out.clamp_(0, 1)[..., : h * self.scale, : w * self.scale]
 
 
@@ -256,6 +343,45 @@ def _pad_to(x: torch.Tensor, multiple_of: int, minimum: int) -> torch.Tensor:
     return x
 
 
+def _load(
+    path: Path,
+    state_dict: dict[str, Any],
+    expected_arch: str | None,
+    origin: WeightsOrigin,
+    device: str | torch.device | None,
+    precision: str,
+    kind: type,
+) -> tuple[Any, ModelTraits, torch.device, torch.dtype]:
+    """Detect, check the kind, place on a device at a precision, and read the traits: once, for every kind."""
+    from spandrel import ModelTiling
+
+    descriptor = _detect_architecture(state_dict, path, expected_arch)
+    arch = str(descriptor.architecture.id)
+    if not isinstance(descriptor, kind):
+        what = "an inpainting model; give an inpainting checkpoint such as big-LaMa" if kind.__name__.startswith("Masked") \
+            else "an image-to-image model photofix can run"
+        raise (ArchitectureMismatch if expected_arch else ModelLoadError)(f"{path}: {arch} is not {what}")
+    declared = traits_of(arch)
+    half = descriptor.supports_half if declared.half is None else declared.half
+    bf16 = descriptor.supports_bfloat16 if declared.bf16 is None else declared.bf16
+    torch_device, dtype = _place_for_inference(descriptor, device, precision, half, bf16)
+    req = descriptor.size_requirements
+    traits = ModelTraits(
+        arch=arch,
+        scale=descriptor.scale,
+        in_channels=descriptor.input_channels,
+        out_channels=descriptor.output_channels,
+        multiple_of=req.multiple_of,
+        minimum_size=req.minimum,
+        tiling_discouraged=descriptor.tiling is not ModelTiling.SUPPORTED,
+        supports_half=half,
+        supports_bf16=bf16,
+        tile_grid=math.lcm(req.multiple_of, declared.grid),
+        noise_level=declared.noise_level,
+    )
+    return descriptor, traits, torch_device, dtype
+
+
 def load_model(
     weights: str | os.PathLike,
     *,
@@ -266,41 +392,59 @@ def load_model(
     cpu_rewrites: bool = True,
     sha256: str | None = None,
     hash_recorded_now: bool = False,
+    backend: str = "auto",
 ) -> LoadedModel:
     """Load a checkpoint file, check its architecture, and place it on a device.
 
     On CPU, architectures whose traits say so get the measured CPU rewrites (same results
     within 1e-4); ``cpu_rewrites=False`` keeps the eager model. ``sha256`` is the verified
     hash of the file, when the caller (the store) has it.
-    """
-    from spandrel import ImageModelDescriptor, ModelTiling
 
+    ``backend``: ``torch``; ``openvino`` (the optional extra) for a blind model on a CPU; ``auto``
+    picks OpenVINO where it is installed and the architecture's traits say it measured faster,
+    on a CPU in fp32. An OpenVINO export that fails falls back to torch, saying why
+    (``backend_note``).
+    """
+    from spandrel import ImageModelDescriptor
+
+    from photofix.engine.openvino_backend import check_backend
+
+    check_backend(backend)
     path = Path(weights)
-    descriptor = _detect_architecture(read_state_dict(path), path, expected_arch)
-    arch = str(descriptor.architecture.id)
-    if not isinstance(descriptor, ImageModelDescriptor):
-        raise ModelLoadError(f"{path}: {arch} is not an image-to-image model photofix can run")
-    torch_device, dtype = _place_for_inference(descriptor, device, precision)
-    declared = traits_of(arch)
-    rewritten = cpu_rewrites and torch_device.type == "cpu" and declared.cpu_rewrites
+    origin = WeightsOrigin(path.name, model_id, sha256, hash_recorded_now)
+    descriptor, traits, torch_device, dtype = _load(path, read_state_dict(path), expected_arch, origin, device, precision,
+                                                     ImageModelDescriptor)
+    rewritten = cpu_rewrites and torch_device.type == "cpu" and traits_of(traits.arch).cpu_rewrites
     if rewritten:
         rewrite_for_cpu(descriptor.model)
-    req = descriptor.size_requirements
-    traits = ModelTraits(
-        arch=arch,
-        scale=descriptor.scale,
-        in_channels=descriptor.input_channels,
-        out_channels=descriptor.output_channels,
-        multiple_of=req.multiple_of,
-        minimum_size=req.minimum,
-        tiling_discouraged=descriptor.tiling is not ModelTiling.SUPPORTED,
-        supports_half=descriptor.supports_half,
-        supports_bf16=descriptor.supports_bfloat16,
-        tile_grid=math.lcm(req.multiple_of, declared.grid),
-        noise_level=declared.noise_level,
-    )
-    origin = WeightsOrigin(path.name, model_id, sha256, hash_recorded_now)
-    return LoadedModel(descriptor, traits, origin, torch_device, dtype, channels_last=rewritten)
+    model = LoadedModel(descriptor, traits, origin, torch_device, dtype, channels_last=rewritten, requested=precision)
+    if _wants_openvino(model, backend):
+        model._openvino, model.backend_note = _export_openvino(model)
+    elif backend == "openvino":
+        model.backend_note = (f"OpenVINO runs blind models on a CPU in fp32; {model.arch} on {torch_device} at "
+                              f"{model.precision} runs with torch")
+    return model
+
+
+def _wants_openvino(model: LoadedModel, backend: str) -> bool:
+    from photofix.engine.openvino_backend import runtime_version
+
+    if backend == "torch" or model.device.type != "cpu" or model.dtype != torch.float32 or model.gate_pending:
+        return False
+    if backend == "openvino":
+        return model.traits.noise_level is None
+    return traits_of(model.arch).openvino and runtime_version() is not None
+
+
+def _export_openvino(model: LoadedModel) -> tuple[Any, str | None]:
+    """(the OpenVINO network, None), or (None, why not) when export or compilation fails."""
+    from photofix.engine.openvino_backend import export
+
+    try:
+        return export(model.network, model.in_channels, model.sha256, torch.get_num_threads(), model.multiple_of), None
+    except Exception as error:  # noqa: BLE001 - any export failure means the same: torch runs it
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        return None, f"OpenVINO could not export {model.arch} ({type(error).__name__}: {reason}); running with torch"
 
 
 def load_entry(
@@ -309,17 +453,24 @@ def load_entry(
     offline: bool | None = None,
     device: str | torch.device | None = None,
     precision: str = "auto",
-) -> LoadedModel:
-    """Fetch (or find cached) the weights of a manifest entry and load them.
+    loader: Any = None,
+    fetched: Any = None,
+    backend: str = "auto",
+) -> Any:
+    """Fetch (or find cached) the weights of a manifest entry and load them with ``loader`` (``load_model``).
 
     Loading checks the architecture, so a first-use hash of the wrong model is dropped here.
+    ``fetched`` is the entry's weights when the caller already fetched them; ``backend`` goes to
+    ``load_model`` (other loaders run torch).
     """
     from photofix.store.weights import fetch
 
-    fetched = fetch(entry, offline=offline)
+    fetched = fetched or fetch(entry, offline=offline)
     try:
-        return load_model(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device, precision=precision,
-                          sha256=fetched.sha256, hash_recorded_now=fetched.first_use_hash)
+        extra = {"backend": backend} if loader is None else {}
+        return (loader or load_model)(fetched.path, expected_arch=entry.arch, model_id=entry.id, device=device,
+                                      precision=precision, sha256=fetched.sha256, hash_recorded_now=fetched.first_use_hash,
+                                      **extra)
     except ModelLoadError:
         _untrust_if_new(entry, fetched)
         raise
@@ -381,18 +532,8 @@ def _untrust_if_new(entry: ModelEntry, fetched: Any) -> None:
 _TRACED_TRAINING_MODULE = "model.generator."
 
 
-@dataclass
-class LoadedMaskedModel:
+class LoadedMaskedModel(_Loaded):
     """An inpainting model on its device: an image and a mask in, the filled image out."""
-
-    descriptor: MaskedImageModelDescriptor
-    arch: str
-    in_channels: int
-    multiple_of: int
-    minimum_size: int
-    device: torch.device
-    dtype: torch.dtype
-    source: str
 
     @torch.inference_mode()
     def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -405,9 +546,7 @@ class LoadedMaskedModel:
         image = _pad_to(image.to(self.device, self.dtype), self.multiple_of, self.minimum_size)
         hole = _pad_to((mask > 0.5).to(self.device, self.dtype), self.multiple_of, self.minimum_size)
         out = self.descriptor(image, hole)
-        if not torch.isfinite(out).all():
-            advice = "this image cannot be inpainted with this model" if self.dtype == torch.float32 else "run with --precision fp32"
-            raise NonFiniteOutput(f"{self.source}: the inpainting model produced NaN/inf values; {advice}")
+        self._check_finite(out, "inpainting model")
         return out[..., :h, :w]
 
 
@@ -415,27 +554,28 @@ def load_masked_model(
     weights: str | os.PathLike,
     *,
     expected_arch: str | None = None,
+    model_id: str | None = None,
     device: str | torch.device | None = None,
     precision: str = "auto",
+    sha256: str | None = None,
+    hash_recorded_now: bool = False,
 ) -> LoadedMaskedModel:
     """Load an inpainting checkpoint (e.g. big-LaMa, ``.pt`` TorchScript or state dict) onto a device."""
     from spandrel import MaskedImageModelDescriptor
 
     path = Path(weights)
+    origin = WeightsOrigin(path.name, model_id, sha256, hash_recorded_now)
     state_dict = _without_traced_wrapper(read_state_dict(path))
-    descriptor = _detect_architecture(state_dict, path, expected_arch)
-    arch = str(descriptor.architecture.id)
-    if not isinstance(descriptor, MaskedImageModelDescriptor):
-        raise ArchitectureMismatch(f"{path}: {arch} is not an inpainting model; give an inpainting checkpoint such as big-LaMa")
-    torch_device, dtype = _place_for_inference(descriptor, device, precision)
-    req = descriptor.size_requirements
-    return LoadedMaskedModel(descriptor, arch, descriptor.input_channels, req.multiple_of, req.minimum, torch_device, dtype, path.name)
+    descriptor, traits, torch_device, dtype = _load(path, state_dict, expected_arch, origin, device, precision,
+                                                     MaskedImageModelDescriptor)
+    return LoadedMaskedModel(descriptor, traits, origin, torch_device, dtype)
 
 
-def _place_for_inference(descriptor: Any, device: str | torch.device | None, precision: str) -> tuple[torch.device, torch.dtype]:
+def _place_for_inference(descriptor: Any, device: str | torch.device | None, precision: str,
+                         supports_half: bool, supports_bf16: bool) -> tuple[torch.device, torch.dtype]:
     """Move a spandrel descriptor's model to the resolved device and precision, in eval mode."""
     torch_device = device if isinstance(device, torch.device) else resolve_device(device)
-    dtype = resolve_dtype(precision, torch_device, descriptor.supports_half, descriptor.supports_bfloat16)
+    dtype = resolve_dtype(precision, torch_device, supports_half, supports_bf16)
     descriptor.to(torch_device)
     descriptor.model.to(dtype)
     descriptor.model.eval()
@@ -471,7 +611,10 @@ def _detect_architecture(state_dict: dict[str, Any], path: Path, expected_arch: 
             "the file is damaged or was saved from a diverged training run — get a good copy"
         )
     try:
-        descriptor = registry().load(state_dict)
+        with warnings.catch_warnings():
+            # DAT's constructor calls torch.meshgrid without indexing=: torch warns on every load, nothing to act on
+            warnings.filterwarnings("ignore", message="torch.meshgrid", category=UserWarning)
+            descriptor = registry().load(state_dict)
     except UnsupportedModelError as error:
         raise ModelLoadError(
             f"{path}: unknown model architecture; photofix loads the architectures spandrel "
@@ -486,3 +629,21 @@ def _detect_architecture(state_dict: dict[str, Any], path: Path, expected_arch: 
             "the file may be mislabelled — remove it and download again"
         )
     return descriptor
+
+
+__all__ = [
+    "LoadedMaskedModel",
+    "LoadedModel",
+    "ModelTraits",
+    "PRECISIONS",
+    "WeightsOrigin",
+    "check_weights_file",
+    "fetch_checked",
+    "import_weights",
+    "load_entry",
+    "load_masked_model",
+    "load_model",
+    "read_state_dict",
+    "resolve_device",
+    "resolve_dtype",
+]

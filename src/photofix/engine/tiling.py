@@ -21,7 +21,9 @@ for a whole float canvas, which for an x4 upscale is 4x the 8-bit output.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Any
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -133,17 +135,23 @@ def _is_out_of_memory(error: BaseException) -> bool:
     )
 
 
-def _weighted_tile(
-    fn: ModelFn, image: np.ndarray, span: tuple[int, int, int, int], wy: np.ndarray, wx: np.ndarray,
-    device: torch.device, dtype: torch.dtype,
-) -> np.ndarray:
-    """One tile's model output times its blending window: a new H x W x C float32 array."""
-    y0, y1, x0, x1 = span
-    crop = np.ascontiguousarray(image[y0:y1, x0:x1].transpose(2, 0, 1))
-    tile_in = torch.from_numpy(crop).unsqueeze(0).to(device=device, dtype=dtype)
-    out = fn(tile_in)
-    raw = out[0].float().cpu().numpy().transpose(1, 2, 0)
-    del tile_in, out
+def _tiles_in(image: np.ndarray, spans: list[tuple[int, int, int, int]], device: torch.device,
+              dtype: torch.dtype) -> torch.Tensor:
+    """The crops of ``spans`` (all one size) as one (N, C, h, w) batch on ``device``.
+
+    On CUDA the batch goes through pinned host memory with a non-blocking copy, so the copy
+    overlaps what the GPU is still doing; the result's copy back waits for it anyway.
+    """
+    crops = np.stack([image[y0:y1, x0:x1].transpose(2, 0, 1) for y0, y1, x0, x1 in spans])
+    batch = torch.from_numpy(crops)
+    if device.type == "cuda":
+        return batch.pin_memory().to(device=device, dtype=dtype, non_blocking=True)
+    return batch.to(device=device, dtype=dtype)
+
+
+def _weighted(out: torch.Tensor, wy: np.ndarray, wx: np.ndarray) -> np.ndarray:
+    """One tile's model output (C, H, W) times its blending window: a new H x W x C float32 array."""
+    raw = out.float().cpu().numpy().transpose(1, 2, 0)
     tile = np.empty(raw.shape, dtype=np.float32)
     for r in range(0, len(tile), ROW_CHUNK):  # in row chunks: no tile-sized weight or product temporaries
         rows = tile[r : r + ROW_CHUNK]
@@ -209,6 +217,20 @@ class _Blender:
             target[...] = rows if self.finish is None else self.finish(rows)
 
 
+def _batches(plan: TilePlan, batch: int) -> list[list[tuple[int, int]]]:
+    """Tile indices in row-major order, cut into runs of at most ``batch`` tiles of one shape."""
+    runs: list[list[tuple[int, int]]] = []
+    shape = None
+    for i, (y0, y1) in enumerate(plan.ys):
+        for j, (x0, x1) in enumerate(plan.xs):
+            if runs and len(runs[-1]) < batch and (y1 - y0, x1 - x0) == shape:
+                runs[-1].append((i, j))
+            else:
+                runs.append([(i, j)])
+            shape = (y1 - y0, x1 - x0)
+    return runs
+
+
 def _run_plan(
     fn: ModelFn,
     image: np.ndarray,
@@ -218,16 +240,22 @@ def _run_plan(
     dtype: torch.dtype,
     progress: ProgressFn | None,
     finish: Finish | None,
+    batch: int = 1,
 ) -> np.ndarray:
     wys, wxs = axis_windows(plan.ys, scale), axis_windows(plan.xs, scale)
     blender = _Blender(plan, scale, finish)
     done = 0
-    for i, ((y0, y1), wy) in enumerate(zip(plan.ys, wys)):
-        for j, ((x0, x1), wx) in enumerate(zip(plan.xs, wxs)):
-            blender.add(i, j, _weighted_tile(fn, image, (y0, y1, x0, x1), wy, wx, device, dtype))
+    for run in _batches(plan, batch):
+        spans = [(*plan.ys[i], *plan.xs[j]) for i, j in run]
+        tiles_in = _tiles_in(image, spans, device, dtype)
+        out = fn(tiles_in)
+        del tiles_in
+        for k, (i, j) in enumerate(run):  # blended in row-major order, as one at a time would be
+            blender.add(i, j, _weighted(out[k], wys[i], wxs[j]))
             done += 1
             if progress is not None:
                 progress(done, plan.count)
+        del out
     assert blender.out is not None
     return blender.out
 
@@ -246,6 +274,7 @@ def run_tiled(
     min_tile: int = MIN_TILE,
     least_side: int = 0,
     finish: Finish | None = None,
+    batch: int = 1,
 ) -> np.ndarray:
     """Run ``fn`` over ``image`` (H x W x C float32) tile by tile; return the H·s x W·s x C' result.
 
@@ -262,6 +291,10 @@ def run_tiled(
     dtype and channel count (e.g. quantized uint8, to hold an x4 upscale in a quarter of the
     memory). It must therefore work pixel by pixel. Either way the float32 kept beside the
     result is one tile plus the overlap rows shared with the next tile row.
+
+    ``batch`` > 1 hands ``fn`` up to that many tiles of one shape per call, (N, C, h, w) → (N, C',
+    h·s, w·s) (a GPU runs them in one pass); each tile's result is blended exactly as if it came
+    alone. Memory on the device grows with the batch; out-of-memory halves the tile as before.
     """
     if image.ndim != 3:
         raise ValueError(f"expected an H x W x C array, got shape {image.shape}")
@@ -273,7 +306,7 @@ def run_tiled(
     while True:
         plan = plan_tiles(height, width, current, overlap, multiple_of, min(least_side, current))
         try:
-            return _run_plan(fn, image, plan, scale, device, dtype, progress, finish)
+            return _run_plan(fn, image, plan, scale, device, dtype, progress, finish, max(1, batch))
         except Exception as error:  # noqa: BLE001 - only out-of-memory is retried
             if not _is_out_of_memory(error):
                 raise
@@ -381,3 +414,76 @@ def auto_tile_size(
     side = max(minimum, min(maximum, side - side % TILE_STEP))
     step = max(align, 1)
     return max(step, side - side % step)
+
+
+MAX_TILE_BATCH = 8
+
+
+def auto_tile_batch(device: torch.device | str, bytes_per_pixel: float, tile: int, maximum: int = MAX_TILE_BATCH) -> int:
+    """Tiles per forward: on a GPU as many ``tile``-px tiles as fit 40% of free memory (at most
+    ``maximum``); one on other devices, where a batch was not measured to help and would only
+    multiply the CPU's 512 MiB tile budget."""
+    device = torch.device(device)
+    if device.type != "cuda" or tile <= 0:
+        return 1
+    free, _total = torch.cuda.mem_get_info(device)
+    return max(1, min(maximum, int(free * 0.4 // max(bytes_per_pixel * tile * tile, 1.0))))
+
+
+class AutoTile:
+    """``--tile auto`` for one loaded model: memory per pixel counted once, a side chosen per image.
+
+    A model whose architecture advises against tiling (global attention or statistics:
+    spandrel's ``ModelTiling.DISCOURAGED``) runs each image whole when the whole image fits
+    the same memory budget, and is tiled only beyond it; other models keep the 2048-px cap.
+    """
+
+    def __init__(self, model: Any, minimum: int = 0) -> None:
+        self.model = model
+        self.minimum = minimum
+        self._per_pixel: float | None = None
+
+    def _measure(self, fn: ModelFn, channels: int) -> float:
+        # Counted on torch's network: an OpenVINO run allocates outside torch, where nothing counts it.
+        with getattr(self.model, "running_torch", contextlib.nullcontext)():
+            return measure_bytes_per_pixel(fn, channels, self.model.device)
+
+    def side(self, fn: ModelFn, channels: int, height: int, width: int) -> int:
+        if self._per_pixel is None:
+            self._per_pixel = self._measure(fn, channels)
+        grid = self.model.tile_grid
+        maximum = 2048
+        if self.model.tiling_discouraged:
+            longest = max(height, width)
+            maximum = max(maximum, -(-longest // grid) * grid)  # one tile covers the image when it fits
+        return max(auto_tile_size(self.model.device, self._per_pixel, align=grid, maximum=maximum), self.minimum)
+
+    def batch(self, fn: ModelFn, channels: int, tile: int) -> int:
+        """Tiles of side ``tile`` per forward (``auto_tile_batch``); memory per pixel counted once."""
+        if torch.device(self.model.device).type != "cuda":
+            return 1
+        if self._per_pixel is None:
+            self._per_pixel = self._measure(fn, channels)
+        return auto_tile_batch(self.model.device, self._per_pixel, tile)
+
+
+__all__ = [
+    "AutoTile",
+    "BLEND_BAND",
+    "CPU_TILE_BUDGET",
+    "MAX_TILE_BATCH",
+    "Finish",
+    "MIN_TILE",
+    "ModelFn",
+    "ProgressFn",
+    "ROW_CHUNK",
+    "TILE_STEP",
+    "TilePlan",
+    "auto_tile_batch",
+    "auto_tile_size",
+    "axis_windows",
+    "measure_bytes_per_pixel",
+    "plan_spans",
+    "plan_tiles",
+    "run_tiled",
+]

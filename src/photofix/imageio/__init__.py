@@ -42,7 +42,12 @@ from photofix.imageio.memory import MemoryLimit
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
+    "READ_ONLY_OUTPUT_EXTENSION",
     "SUPPORTED_EXTENSIONS",
+    "WRITABLE_EXTENSIONS",
+    "lost_on_write",
+    "writable_format",
+    "output_extension",
     "Image",
     "ImageMeta",
     "MemoryLimit",
@@ -65,10 +70,22 @@ _EXTENSION_FORMATS = {
     ".tiff": "TIFF",
     ".webp": "WEBP",
     ".bmp": "BMP",
+    ".avif": "AVIF",
 }
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_EXTENSION_FORMATS)
+# Phone photos (HEIC/HEIF) are read through pi-heif (libheif's decoder); nothing here writes
+# them, so their outputs are JPEG (``output_extension``).
+_READ_ONLY_EXTENSIONS = {".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF"}
+WRITABLE_EXTENSIONS: frozenset[str] = frozenset(_EXTENSION_FORMATS)
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_EXTENSION_FORMATS) | frozenset(_READ_ONLY_EXTENSIONS)
+READ_ONLY_OUTPUT_EXTENSION = ".jpg"
 
 _FORMATS = frozenset(_EXTENSION_FORMATS.values())
+
+
+def output_extension(source: str | os.PathLike) -> str:
+    """The extension an output keeps by default: the source's, or ``.jpg`` for a format only read (HEIC)."""
+    suffix = Path(source).suffix
+    return suffix if suffix.lower() in WRITABLE_EXTENSIONS else READ_ONLY_OUTPUT_EXTENSION
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF"}
 
 
@@ -78,7 +95,7 @@ def format_for_path(path: str | os.PathLike) -> str:
     try:
         return _EXTENSION_FORMATS[suffix]
     except KeyError:
-        known = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+        known = ", ".join(sorted(WRITABLE_EXTENSIONS))
         what = f"extension {suffix!r}" if suffix else "no extension"
         raise UsageError(f"{os.fspath(path)}: {what} is not an image format photofix writes; "
                          f"use one of {known}") from None
@@ -150,6 +167,22 @@ def write_image(image: Image, path: str | os.PathLike, *, format: str | None = N
     return target
 
 
+def writable_format(source_format: str) -> str:
+    """The format an output takes from its source's: the same, or JPEG for a format only read (HEIF)."""
+    return source_format if source_format in _FORMATS else "JPEG"
+
+
+def lost_on_write(image: Image, format: str) -> str | None:
+    """What writing ``image`` as ``format`` leaves out, said in one line (None: nothing)."""
+    fmt = _normalise_format(format)
+    if image.alpha is not None and fmt not in encode.ALPHA_FORMATS and bool((image.alpha < 1).any()):
+        return (f"transparency dropped: {fmt} has none (write PNG, TIFF, WebP or AVIF to keep it, "
+                "e.g. --format png)")
+    if image.meta.bit_depth == 16 and fmt not in encode.SIXTEEN_BIT_FORMATS:
+        return f"16-bit source written as 8-bit {fmt} (PNG or TIFF keep 16 bits)"
+    return None
+
+
 def encode_image(image: Image, *, format: str, quality: int | None = None) -> bytes:
     """The bytes ``write_image`` would write (e.g. for stdout)."""
     fmt = _normalise_format(format)
@@ -169,5 +202,5 @@ def _normalise_format(format: str) -> str:
     fmt = _FORMAT_ALIASES.get(fmt, fmt)
     if fmt not in _FORMATS:
         raise UsageError(f"output format {format!r} is not supported; "
-                         "use JPEG, PNG, TIFF, WEBP or BMP")
+                         "use JPEG, PNG, TIFF, WEBP, AVIF or BMP")
     return fmt

@@ -103,3 +103,12 @@ def write_tiff(fp: BinaryIO, arr: np.ndarray, extras: Extras) -> None:
     ifd.save(fp)
     for strip in strips:
         fp.write(strip)
+
+
+__all__ = [
+    "TIFF_LAYOUT_TAGS",
+    "TIFF_STRIP_BYTES",
+    "png_chunk",
+    "write_png16",
+    "write_tiff",
+]

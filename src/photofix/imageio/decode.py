@@ -22,7 +22,7 @@ from photofix.errors import ImageTooLarge, NotEnoughMemory, UnsupportedImage
 from photofix.imageio import memory
 
 # Pillow's JPEG opener also returns "MPO" images: the JPEGs many phones write (extra frames).
-PILLOW_OPENERS = ["JPEG", "PNG", "TIFF", "WEBP", "BMP"]
+PILLOW_OPENERS = ["JPEG", "PNG", "TIFF", "WEBP", "BMP", "AVIF", "HEIF"]
 PILLOW_HIGH_DEPTH_MODES = ("I;16", "I", "F")  # prefixes: also I;16B, I;16L, I;16N
 
 # Pillow's bomb guard is a process-wide setting; it is lifted only while a header is
@@ -83,6 +83,7 @@ def open_checked(data: bytes, name: str, max_pixels: int | None,
                  memory_limit: memory.MemoryLimit = None,
                  output_scale: float = 1.0) -> PILImage.Image:
     """Open the header only; refuse unsupported formats, oversized images and what cannot fit."""
+    _register_heif()
     with PILLOW_LIMIT_LOCK:
         saved = PILImage.MAX_IMAGE_PIXELS
         PILImage.MAX_IMAGE_PIXELS = None
@@ -90,7 +91,7 @@ def open_checked(data: bytes, name: str, max_pixels: int | None,
             img = PILImage.open(io.BytesIO(data), formats=PILLOW_OPENERS)
         except UnidentifiedImageError:
             raise UnsupportedImage(f"{name}: not an image photofix can read (supported: JPEG, "
-                                   "PNG, TIFF, WebP, BMP); check the file or convert it") from None
+                                   "PNG, TIFF, WebP, AVIF, HEIC/HEIF, BMP); check the file or convert it") from None
         except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
             raise corrupt(name, err) from err
         finally:
@@ -108,6 +109,20 @@ def open_checked(data: bytes, name: str, max_pixels: int | None,
         img.close()
         raise
     return img
+
+
+_HEIF_REGISTERED = False
+
+
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF once (pi-heif: libheif's decoder; it applies the file's rotation
+    and mirroring and leaves EXIF orientation at 1, so nothing is turned twice)."""
+    global _HEIF_REGISTERED
+    if not _HEIF_REGISTERED:
+        import pi_heif
+
+        pi_heif.register_heif_opener()
+        _HEIF_REGISTERED = True
 
 
 def frames_note(img: PILImage.Image) -> str | None:
@@ -280,3 +295,29 @@ def float_mode_pixels(arr: np.ndarray) -> np.ndarray:
     scale = 1.0 if peak <= 1.0 else 255.0 if peak <= 255.0 else 65535.0
     out = np.clip(np.nan_to_num(arr.astype(np.float32) / scale), 0.0, 1.0)
     return np.ascontiguousarray(out, dtype=np.float32)
+
+
+__all__ = [
+    "FRAME_KINDS",
+    "PILLOW_HIGH_DEPTH_MODES",
+    "PILLOW_LIMIT_LOCK",
+    "PILLOW_OPENERS",
+    "PILLOW_QUIET_LOCK",
+    "corrupt",
+    "decode_16bit",
+    "float_mode_pixels",
+    "frames_note",
+    "header_says_grey",
+    "is_high_depth",
+    "load_upright",
+    "normalise_mode",
+    "open_checked",
+    "orient",
+    "out_of_memory",
+    "pillow_pixels",
+    "pillow_quiet",
+    "png_ihdr",
+    "silence_libtiff_errors",
+    "to_float",
+    "upright_pixels",
+]

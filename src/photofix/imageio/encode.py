@@ -17,8 +17,9 @@ from photofix.imageio.image import Image, ImageMeta
 from photofix.imageio.metadata import Extras, extras_for_output
 
 SIXTEEN_BIT_FORMATS = frozenset({"PNG", "TIFF"})
-ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP"})
+ALPHA_FORMATS = frozenset({"PNG", "TIFF", "WEBP", "AVIF"})
 DEFAULT_JPEG_QUALITY = 95
+DEFAULT_AVIF_QUALITY = 90  # Pillow's own default (75) visibly softens restored detail
 
 
 def check_quality(quality: int | None) -> None:
@@ -112,8 +113,10 @@ def save_with_pillow(fp: BinaryIO, arr: np.ndarray, fmt: str, meta: ImageMeta,
         options.update(lossless=True, exact=True)  # exact: keep colour under transparent pixels
     elif fmt == "WEBP":
         options["quality"] = quality
+    elif fmt == "AVIF":
+        options["quality"] = DEFAULT_AVIF_QUALITY if quality is None else quality
     split_xmp = fmt == "JPEG" and extras.xmp is not None and len(extras.xmp) > jpeg_xmp.MAX_STANDARD
-    if extras.xmp and fmt in ("JPEG", "WEBP") and not split_xmp:
+    if extras.xmp and fmt in ("JPEG", "WEBP", "AVIF") and not split_xmp:
         options["xmp"] = extras.xmp
     elif extras.xmp and fmt == "PNG":
         info = PngInfo()
@@ -133,3 +136,19 @@ def jpeg_output_quality(meta: ImageMeta, quality: int | None) -> int:
     if meta.format == "JPEG" and meta.quality is not None:
         return min(meta.quality, DEFAULT_JPEG_QUALITY)  # above 95 only bloats the file
     return DEFAULT_JPEG_QUALITY
+
+
+__all__ = [
+    "ALPHA_FORMATS",
+    "DEFAULT_AVIF_QUALITY",
+    "DEFAULT_JPEG_QUALITY",
+    "SIXTEEN_BIT_FORMATS",
+    "channels_equal",
+    "check_image",
+    "check_quality",
+    "encode_to",
+    "jpeg_output_quality",
+    "output_array",
+    "quantize",
+    "save_with_pillow",
+]

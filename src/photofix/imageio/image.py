@@ -51,3 +51,9 @@ class Image:
     @property
     def width(self) -> int:
         return int(self.pixels.shape[1])
+
+
+__all__ = [
+    "Image",
+    "ImageMeta",
+]

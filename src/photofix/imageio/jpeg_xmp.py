@@ -166,3 +166,16 @@ def _tag_end(data: bytes, start: int) -> int:
 
 def _app1(body: bytes) -> bytes:
     return b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+
+
+__all__ = [
+    "CHUNK",
+    "EXTENSION_HEADER",
+    "MAX_STANDARD",
+    "NOTE",
+    "RDF",
+    "STANDARD_HEADER",
+    "split",
+    "with_xmp",
+    "xmp_segments",
+]

@@ -156,3 +156,18 @@ def _read_stat(path: Path, key: str) -> int:
     except (OSError, ValueError):
         pass
     return 0
+
+
+__all__ = [
+    "AUTO",
+    "BYTES_PER_INPUT_PIXEL",
+    "BYTES_PER_OUTPUT_PIXEL",
+    "CGROUP_ROOT",
+    "MemoryLimit",
+    "address_space_headroom",
+    "available_bytes",
+    "cgroup_headroom",
+    "check_fits",
+    "needed_bytes",
+    "parse_memory_limit",
+]

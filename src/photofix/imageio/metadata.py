@@ -204,3 +204,28 @@ def exif_for_output(exif_bytes: bytes | None, width: int, height: int) -> bytes 
         if tag in sub:
             sub[tag] = size
     return exif.tobytes()
+
+
+__all__ = [
+    "EXIF_IFD",
+    "Extras",
+    "GPS_IFD",
+    "INTEROP_IFD",
+    "ORIENTATION",
+    "PIXEL_X_DIMENSION",
+    "PIXEL_Y_DIMENSION",
+    "STD_CHROMINANCE",
+    "STD_LUMINANCE",
+    "TIFF_DESCRIPTIVE_TAGS",
+    "exif_for_output",
+    "exif_with",
+    "extras_for_output",
+    "jpeg_quality",
+    "jpeg_subsampling",
+    "libjpeg_tables",
+    "read_dpi",
+    "read_exif",
+    "read_meta",
+    "reset_xmp_orientation",
+    "resolved_exif_tags",
+]

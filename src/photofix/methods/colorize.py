@@ -32,7 +32,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -40,10 +40,8 @@ import torch
 from photofix._color import linear_to_srgb, srgb_to_linear
 from photofix.errors import ModelLoadError, NonFiniteOutput, UsageError
 from photofix.imageio import Image
-from photofix.engine.models import _detect_architecture, read_state_dict, resolve_device
+from photofix.engine.models import LoadedModel, load_model
 
-if TYPE_CHECKING:
-    from spandrel import ImageModelDescriptor
 
 ARCH_ID = "DDColor"
 RENDER_MULTIPLE = 32  # ConvNeXt halves the size five times; DDColor's skip connections need exact multiples
@@ -302,22 +300,21 @@ def _is_grey_profile(profile: bytes | None) -> bool:
 # --- the model ----------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class Colorizer:
-    """A DDColor network on its device and the square size it sees photos at."""
+    """A loaded DDColor network and the square size it sees photos at."""
 
-    descriptor: ImageModelDescriptor
+    model: LoadedModel
     render_size: int
-    device: torch.device
-    source: str
-    model_id: str | None = None
 
     def __post_init__(self) -> None:
         check_render_size(self.render_size)
 
-    @property
-    def network(self) -> torch.nn.Module:
-        return self.descriptor.model
+    network = property(lambda self: self.model.network)
+    device = property(lambda self: self.model.device)
+    source = property(lambda self: self.model.source)
+    model_id = property(lambda self: self.model.model_id)
+    origin = property(lambda self: self.model.origin)
 
     @torch.inference_mode()
     def predict_ab(self, grey_rgb: torch.Tensor) -> torch.Tensor:
@@ -326,10 +323,10 @@ class Colorizer:
         Calls the raw network, not spandrel's DDColor call, whose colour pipeline
         differs from the one the weights were trained with (see the module notes).
         """
-        dtype = next(self.network.parameters()).dtype
-        ab = self.network(grey_rgb.to(self.device, dtype)).to("cpu", torch.float32)
+        ab = self.network(grey_rgb.to(self.device, self.model.dtype)).to("cpu", torch.float32)
         if not torch.isfinite(ab).all():
-            raise NonFiniteOutput(f"{self.source}: the colorizer produced NaN/inf chroma; check the weights file")
+            raise NonFiniteOutput(f"{self.source}: the colorizer produced NaN/inf chroma at {self.model.precision}; "
+                                  + ("check the weights file" if self.model.dtype == torch.float32 else "run again with --precision fp32"))
         return ab
 
 
@@ -346,7 +343,11 @@ def load_colorizer(
     device: str | torch.device | None = None,
     render_size: int | None = None,
     *,
+    expected_arch: str = ARCH_ID,
     model_id: str | None = None,
+    precision: str = "auto",
+    sha256: str | None = None,
+    hash_recorded_now: bool = False,
 ) -> Colorizer:
     """Load a DDColor checkpoint (bare or ``params``-wrapped) for ``colorize_image``.
 
@@ -356,20 +357,14 @@ def load_colorizer(
     if render_size is not None:
         check_render_size(render_size)
     path = Path(weights)
-    descriptor = _detect(path)
-    network = descriptor.model
+    model = load_model(path, expected_arch=expected_arch, model_id=model_id, device=device, precision=precision,
+                       cpu_rewrites=False, sha256=sha256, hash_recorded_now=hash_recorded_now)
+    network = model.network
     if getattr(network, "num_output_channels", None) != 2:
         raise ModelLoadError(f"{path}: this DDColor predicts {network.num_output_channels} channels, not a, b; "
                              "use a released DDColor colorization checkpoint")
-    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
-    descriptor.to(torch_device)
-    network.to(torch.float32).eval()
     size = int(network.input_size[0]) if render_size is None else render_size
-    return Colorizer(descriptor, size, torch_device, path.name, model_id)
-
-
-def _detect(path: Path) -> ImageModelDescriptor:
-    return _detect_architecture(read_state_dict(path), path, ARCH_ID)
+    return Colorizer(model, size)
 
 
 __all__ = [

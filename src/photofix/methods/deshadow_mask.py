@@ -459,3 +459,19 @@ def _resize(values: np.ndarray, w: int, h: int) -> np.ndarray:
 
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+__all__ = [
+    "mask_from_array",
+    "ShadowDetection",
+    "ShadowRegion",
+    "WORK_SIDE",
+    "checked_image",
+    "checked_mask",
+    "chroma_consistency",
+    "detect_shadows",
+    "estimate_shadow_mask",
+    "feather_mask",
+    "refine_mask_edges",
+    "smoothstep",
+]

@@ -15,7 +15,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -248,6 +248,10 @@ class LamaInpainter:
     def __init__(self, model: LoadedMaskedModel) -> None:
         self.model = model
 
+    @property
+    def origin(self) -> Any:
+        return self.model.origin
+
     def __call__(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
         import torch
 
@@ -263,11 +267,25 @@ def _to_numpy(batch: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(batch[0].float().cpu().numpy().transpose(1, 2, 0), dtype=np.float32)
 
 
-def load_lama(path: str | os.PathLike, device: str | torch.device | None = None, *, precision: str = "auto") -> LamaInpainter:
+def load_lama(path: str | os.PathLike, device: str | torch.device | None = None, **load: Any) -> LamaInpainter:
     """Load big-LaMa (TorchScript ``.pt`` or a state dict) through photofix's registry.
 
+    ``load`` passes on to ``load_masked_model`` (precision, model id, verified hash).
     Raises ``ArchitectureMismatch`` when the file holds another architecture.
     """
     from photofix.engine.models import load_masked_model
 
-    return LamaInpainter(load_masked_model(path, expected_arch="LaMa", device=device, precision=precision))
+    load.setdefault("expected_arch", "LaMa")
+    return LamaInpainter(load_masked_model(path, device=device, **load))
+
+
+__all__ = [
+    "Box",
+    "CropStats",
+    "InpaintFn",
+    "InpaintResult",
+    "LamaInpainter",
+    "inpaint_classical",
+    "inpaint_masked",
+    "load_lama",
+]

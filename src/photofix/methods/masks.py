@@ -22,10 +22,14 @@ def find_mask(spec: Path, photo_name: str) -> Path | None:
     """The mask for ``photo_name``: ``spec`` itself when it is a file, else a stem match inside the folder."""
     if spec.is_file():
         return spec
-    stem = Path(photo_name).stem
-    for candidate in sorted(spec.iterdir()):
-        if candidate.suffix.lower() in imageio.SUPPORTED_EXTENSIONS and candidate.stem in (stem, stem + MASK_SUFFIX):
-            return candidate
+    name = Path(photo_name).name
+    stem = Path(name).stem
+    # the full name first: save_mask uses it when two photos of a run share a stem (a.jpg, a.png)
+    candidates = [c for c in sorted(spec.iterdir()) if c.suffix.lower() in imageio.SUPPORTED_EXTENSIONS]
+    for wanted in (name + MASK_SUFFIX, stem, stem + MASK_SUFFIX):
+        found = next((c for c in candidates if c.stem == wanted), None)
+        if found is not None:
+            return found
     return None
 
 
@@ -49,12 +53,28 @@ def load_mask_pixels(path: Path) -> np.ndarray:
     return np.concatenate([image.pixels, image.alpha[..., None]], axis=2)
 
 
-def save_mask(mask: np.ndarray, folder: Path, photo_name: str) -> Path:
-    """Write a bool or soft [0, 1] ``mask`` as an 8-bit grey PNG (white = treated) named after the photo; atomic."""
+def mask_name(photo_name: str, taken: set[str] | None = None) -> str:
+    """``photo_mask.png``; ``photo.jpg_mask.png`` when another photo of the run took the stem's name,
+    then ``photo.jpg_mask-2.png`` and on (two folders' ``a.jpg``): masks never overwrite each other."""
+    name = Path(photo_name).name
+    taken = taken or set()
+    chosen = f"{Path(name).stem}{MASK_SUFFIX}.png"
+    if chosen in taken:
+        chosen = f"{name}{MASK_SUFFIX}.png"
+    count = 2
+    while chosen in taken:
+        chosen = f"{name}{MASK_SUFFIX}-{count}.png"
+        count += 1
+    return chosen
+
+
+def save_mask(mask: np.ndarray, folder: Path, photo_name: str, taken: set[str] | None = None) -> Path:
+    """Write a bool or soft [0, 1] ``mask`` as an 8-bit grey PNG (white = treated) named after the photo
+    (``mask_name``: ``taken`` holds the names this run already wrote); atomic."""
     from PIL import Image as PILImage
 
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{Path(photo_name).stem}{MASK_SUFFIX}.png"
+    target = folder / mask_name(photo_name, taken)
     values = np.clip(np.asarray(mask, dtype=np.float32), 0.0, 1.0)
     picture = PILImage.fromarray(np.round(values * 255).astype(np.uint8), mode="L")
     write_file(target, lambda fp: picture.save(fp, format="PNG"))
@@ -119,4 +139,4 @@ def _mask_plane(values: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(values[..., 0])
 
 
-__all__ = ["MASK_SUFFIX", "find_mask", "load_mask", "load_mask_pixels", "mask_from_array", "save_mask"]
+__all__ = ["MASK_SUFFIX", "find_mask", "load_mask", "load_mask_pixels", "mask_from_array", "mask_name", "save_mask"]

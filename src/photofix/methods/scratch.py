@@ -23,8 +23,9 @@ surrounds it. Grey-level morphology measures exactly that on the luminance:
 Measured on scikit-image's astronaut, coffee and chelsea with drawn strokes and spots (see
 tests/test_scratch_repair.py), default settings: 67-89 % of the visible damage is found, and
 up to ~1.4 % of a busy photo's clean pixels are flagged (rims, eyes, wood grain: real thin
-detail, which no classical detector can tell from a scratch; 0.1 % on the cat). The learned
-detector is the accurate one; this one needs no weights.
+detail, which no classical detector can tell from a scratch; 0.1 % on the cat). On portraits,
+``methods.scratch_faces`` keeps the faces' eyes, brows, nose and mouth out of this mask. The
+learned detector is the accurate one; this one needs no weights.
 
 Images are float32 H x W x C in [0, 1] (C = 1 or 3); masks are bool H x W.
 """
@@ -220,3 +221,15 @@ def _hysteresis(score: np.ndarray, low: float, high: float, min_area: int) -> np
     keep &= stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False  # background
     return keep[labels]
+
+
+__all__ = [
+    "POLARITIES",
+    "as_image",
+    "detect_scratches",
+    "dilate_mask",
+    "luminance",
+    "scratch_score",
+    "threshold_probability",
+    "upsample_mask",
+]

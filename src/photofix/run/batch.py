@@ -12,6 +12,9 @@ With ``jobs`` > 1, stage 1 of the next files and stage 3 of the last one run in
 worker threads while stage 2 computes: decoding and encoding release the GIL, so a
 folder of many small photos no longer waits on the disk and the codecs. Results are
 yielded in input order either way.
+
+The three stages are public (``check_and_read``, ``restore_loaded``, ``write_and_record``)
+so ``run.ray_engine`` runs the very same per-file code on a cluster.
 """
 
 from __future__ import annotations
@@ -37,8 +40,8 @@ AfterWrite = Callable[[Job, Image, Image], None]
 
 
 @dataclass
-class _Loaded:
-    """A file read and decoded, waiting for the processor."""
+class Loaded:
+    """A file read and decoded, waiting for the processor (the Ray engine ships it between stages)."""
 
     job: Job
     image: Image
@@ -104,7 +107,7 @@ def run_jobs(
     def submit_read() -> None:
         job = next(queue, None)
         if job is not None:
-            reads.append((job, readers.submit(_check_and_read, job, options) if readers else None))
+            reads.append((job, readers.submit(check_and_read, job, options) if readers else None))
 
     try:
         for _ in range(max(1, ahead)):
@@ -115,32 +118,33 @@ def run_jobs(
             if on_file_start is not None:
                 on_file_start(job)
             started = time.perf_counter()
-            loaded = future.result() if future is not None else _check_and_read(job, options)
+            loaded = future.result() if future is not None else check_and_read(job, options)
             if isinstance(loaded, FileResult):
                 pending.append(loaded)
                 yield from pending.ready(block=False)
                 continue
-            try:
-                if restorer is None:
+            if restorer is None:
+                try:
                     restorer = get_restorer()
-                    started = time.perf_counter()  # loading the model is not this file's time
-                restored, details = restorer.restore(loaded.image, on_tile)
-            except (WeightsError, UsageError):
-                raise  # about the model or the command: every later file would fail the same way
-            except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
-                pending.append(_failure(job, error, started))
+                except (WeightsError, UsageError):
+                    raise  # every later file would fail the same way
+                except Exception as error:  # noqa: BLE001 - as a failed restore: this file fails, the next retries
+                    pending.append(failure(job, error, started))
+                    yield from pending.ready(block=True)
+                    continue
+                started = time.perf_counter()  # loading the model is not this file's time
+            outcome = restore_loaded(restorer, loaded, started, on_tile)
+            if isinstance(outcome, FileResult):
+                pending.append(outcome)
                 yield from pending.ready(block=True)
                 continue
-            if loaded.redo:
-                details = {**details, "redone": loaded.redo}
-            if loaded.image.meta.note:  # e.g. only the first frame of an animation was restored
-                details = {**details, "note": loaded.image.meta.note}
+            restored, details = outcome
             if writer is not None:
                 if pending.writes() >= ahead:
                     yield from pending.ready(block=True)  # bound the images held for writing
-                pending.append(writer.submit(_write_and_record, loaded, restored, details, restorer.label, started, options))
+                pending.append(writer.submit(write_and_record, loaded, restored, details, restorer.label, started, options))
             else:
-                pending.append(_write_and_record(loaded, restored, details, restorer.label, started, options))
+                pending.append(write_and_record(loaded, restored, details, restorer.label, started, options))
             yield from pending.ready(block=False)
         yield from pending.ready(block=True)
     finally:
@@ -212,7 +216,7 @@ def remove_stale_temps(outputs: Iterable[os.PathLike], *, older_than: float = ST
 # --- stage 1: check and read -------------------------------------------------------------
 
 
-def _check_and_read(job: Job, opts: FileOptions) -> _Loaded | FileResult:
+def check_and_read(job: Job, opts: FileOptions) -> Loaded | FileResult:
     name, out_name = _names(job)
     started = time.perf_counter()
     if job.problem is not None:  # found when planning (the output is another input): nothing is read
@@ -233,8 +237,8 @@ def _check_and_read(job: Job, opts: FileOptions) -> _Loaded | FileResult:
         image = imageio.decode_image(data, name=name, max_pixels=opts.max_pixels,
                                      memory_limit=opts.memory_limit, output_scale=opts.output_scale)
     except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
-        return _failure(job, error, started)
-    return _Loaded(job, image, input_sha256, redo)
+        return failure(job, error, started)
+    return Loaded(job, image, input_sha256, redo)
 
 
 def _decide_existing(job: Job, input_sha256: str, opts: FileOptions) -> tuple[str | None, str | None]:
@@ -262,16 +266,38 @@ def _read_bytes(job: Job, read_stdin: Callable[[], bytes] | None) -> bytes:
     return imageio.read_bytes(job.input)
 
 
+# --- stage 2: restore ------------------------------------------------------------------------
+
+
+def restore_loaded(restorer: ImageProcessor, loaded: Loaded, started: float,
+                   on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]] | FileResult:
+    """(restored image, details) or the file's failure; errors about the model or the command propagate."""
+    try:
+        restored, details = restorer.restore(loaded.image, on_tile)
+    except (WeightsError, UsageError):
+        raise  # about the model or the command: every later file would fail the same way
+    except Exception as error:  # noqa: BLE001 - one odd file must not end a folder run
+        return failure(loaded.job, error, started)
+    if loaded.redo:
+        details = {**details, "redone": loaded.redo}
+    if loaded.image.meta.note:  # e.g. only the first frame of an animation was restored
+        details = {**details, "note": loaded.image.meta.note}
+    return restored, details
+
+
 # --- stage 3: write and record -------------------------------------------------------------
 
 
-def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any], label: str, started: float,
+def write_and_record(loaded: Loaded, restored: Image, details: dict[str, Any], label: str, started: float,
                       opts: FileOptions) -> FileResult:
     job = loaded.job
     name, out_name = _names(job)
     record = None
     note = None
     try:
+        lost = imageio.lost_on_write(restored, _output_format(restored, job, opts))
+        if lost:  # e.g. transparency dropped by JPEG: said, not silent (issue 16)
+            details = {**details, "note": "; ".join(filter(None, [details.get("note"), lost]))}
         if opts.recipe is not None:
             key = opts.history.key(job.output) if opts.history is not None and job.output is not None else out_name
             record = new_record(name, loaded.input_sha256, key, opts.recipe, details)
@@ -290,7 +316,7 @@ def _write_and_record(loaded: _Loaded, restored: Image, details: dict[str, Any],
             except Exception as error:  # noqa: BLE001 - a preview must not fail the output it shows
                 details = {**details, "preview_failed": str(error)}
     except Exception as error:  # noqa: BLE001
-        return _failure(job, error, started)
+        return failure(job, error, started)
     return FileResult(name, out_name, DONE, note, seconds=time.perf_counter() - started, model=label, details=details)
 
 
@@ -298,10 +324,15 @@ def _write(image: Image, job: Job, opts: FileOptions) -> None:
     if job.output is None:
         if opts.write_stdout is None:
             raise UsageError("writing to stdout is not available here")
-        opts.write_stdout(imageio.encode_image(image, format=opts.output_format or image.meta.format, quality=opts.quality))
+        opts.write_stdout(imageio.encode_image(image, format=_output_format(image, job, opts), quality=opts.quality))
         return
-    fmt = opts.output_format or imageio.format_for_path(job.output)
-    imageio.write_image(image, job.output, format=fmt, quality=opts.quality)
+    imageio.write_image(image, job.output, format=_output_format(image, job, opts), quality=opts.quality)
+
+
+def _output_format(image: Image, job: Job, opts: FileOptions) -> str:
+    if opts.output_format:
+        return opts.output_format
+    return imageio.format_for_path(job.output) if job.output is not None else imageio.writable_format(image.meta.format)
 
 
 # --- small helpers ---------------------------------------------------------------------------
@@ -311,7 +342,7 @@ def _names(job: Job) -> tuple[str, str]:
     return (str(job.input) if job.input else "<stdin>"), (str(job.output) if job.output else "<stdout>")
 
 
-def _failure(job: Job, error: BaseException, started: float) -> FileResult:
+def failure(job: Job, error: BaseException, started: float) -> FileResult:
     name, out_name = _names(job)
     trace = "".join(traceback.format_exception(error))
     if isinstance(error, MemoryError) and not isinstance(error, PhotofixError):  # numpy's, mid-restore
@@ -329,3 +360,17 @@ def _same_file(a: os.PathLike, b: os.PathLike) -> bool:
         return os.path.exists(b) and os.path.samefile(a, b)
     except OSError:
         return False
+
+
+__all__ = [
+    "AfterWrite",
+    "FileOptions",
+    "Loaded",
+    "STALE_TEMP_SECONDS",
+    "check_and_read",
+    "failure",
+    "remove_stale_temps",
+    "restore_loaded",
+    "run_jobs",
+    "write_and_record",
+]

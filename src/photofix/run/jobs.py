@@ -9,6 +9,7 @@ checks the output folders can be written. ``batch.run_jobs`` processes the jobs 
 from __future__ import annotations
 
 import fnmatch
+from collections import Counter
 import glob
 import os
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ PREVIEW_SUFFIX = ".preview.jpg"
 
 STDIO = "-"
 DONE, SKIPPED, FAILED, PLANNED = "done", "skipped", "failed", "planned"
-_EXTENSION_FOR_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+_EXTENSION_FOR_FORMAT = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp", "AVIF": ".avif"}
 _GLOB_CHARS = set("*?[")
 
 
@@ -80,7 +81,7 @@ def _is_image_file(path: Path) -> bool:
 
 
 def _output_name(source: Path, fmt: str | None, suffix: str) -> str:
-    extension = _EXTENSION_FOR_FORMAT[fmt] if fmt else source.suffix
+    extension = _EXTENSION_FOR_FORMAT[fmt] if fmt else imageio.output_extension(source)
     return f"{source.stem}{suffix}{extension}"
 
 
@@ -97,6 +98,43 @@ def _discover(spec: str, recursive: bool) -> tuple[list[Path], Path | None]:
         base = Path(os.path.commonpath([str(p.parent) for p in matches])) if matches else None
         return matches, base
     raise UsageError(f"{spec}: no such file or folder; check the path")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """What discovery passed over in INPUT, so a run can say so instead of skipping in silence."""
+
+    folders: int = 0  # sub-folders not searched (no -r)
+    by_extension: tuple[tuple[str, int], ...] = ()  # files that are not photos photofix reads
+
+    def describe(self) -> str | None:
+        parts = []
+        if self.folders:
+            parts.append(f"{self.folders} sub-folder{'s' * (self.folders > 1)} not searched (add -r)")
+        if self.by_extension:
+            files = ", ".join(f"{count} {ext or 'without extension'}" for ext, count in self.by_extension)
+            parts.append(f"files that are not photos photofix reads: {files}")
+        return "; ".join(parts) or None
+
+
+def skipped_inputs(input_spec: str, recursive: bool = False) -> Skipped:
+    """What a folder INPUT holds besides the photos a run takes (hidden entries are not counted)."""
+    path = Path(input_spec)
+    if input_spec == STDIO or not path.is_dir():
+        return Skipped()
+    folders, extensions = 0, Counter()
+    try:
+        entries = path.rglob("*") if recursive else path.iterdir()
+        for entry in entries:
+            if any(part.startswith(".") for part in entry.relative_to(path).parts):
+                continue
+            if entry.is_dir():
+                folders += not recursive
+            elif not _is_image_file(entry) and not entry.name.lower().endswith(PREVIEW_SUFFIX):
+                extensions[entry.suffix.lower()] += 1
+    except OSError:
+        return Skipped()
+    return Skipped(folders, tuple(sorted(extensions.items(), key=lambda item: (-item[1], item[0]))))
 
 
 def plan_jobs(
@@ -134,7 +172,15 @@ def plan_jobs(
         raise UsageError(f"{input_spec}: no images found{hint}; photofix reads {', '.join(sorted(imageio.SUPPORTED_EXTENSIONS))}")
 
     output = Path(output_spec)
-    single = base is None and len(inputs) == 1
+    names_a_file = (output.suffix.lower() in imageio.WRITABLE_EXTENSIONS and not output.is_dir()
+                    and not output_spec.endswith(("/", os.sep)))
+    # A glob that matches one photo, written to a file name: that file, not a folder named like it.
+    single = (base is None or names_a_file) and len(inputs) == 1
+    if not single and names_a_file and not output.exists():
+        raise UsageError(
+            f"{output_spec}: looks like a file name, but {input_spec} holds {len(inputs)} photos; give a folder "
+            f"as OUTPUT (end it with '/' to use this name as a folder)"
+        )
     if output_spec == STDIO:
         if not single:
             raise UsageError("output '-' (stdout) takes a single input image, not a folder or glob")
@@ -270,3 +316,17 @@ def _selected(path: Path, base: Path | None, include: Sequence[str], exclude: Se
     if include and not any(matches(p) for p in include):
         return False
     return not any(matches(p) for p in exclude)
+
+
+__all__ = [
+    "Skipped",
+    "skipped_inputs",
+    "FileResult",
+    "ImageProcessor",
+    "Job",
+    "PREVIEW_SUFFIX",
+    "STDIO",
+    "TileProgress",
+    "check_output_folders",
+    "plan_jobs",
+]

@@ -30,12 +30,20 @@ def runs_on_cpu(device: str | None = None) -> bool:
 def default_entries(on_cpu: bool, manifest: Manifest | None = None) -> tuple[ModelEntry, ...]:
     """The model each task runs with no ``--model`` or ``--tier``, on a CPU or a GPU; manifest task order.
 
-    Uses the run's own choice (``choose_entry``) so a pre-fetch for another machine gets what it will run.
+    Uses the run's own choice (``choose_entry``) so a pre-fetch for another machine gets what it will run,
+    and a task's model for grey photos beside it (``ffdnet-gray``: grey scans are common).
     """
     from photofix.store.choice import choose_entry
 
     manifest = manifest or load_manifest()
-    return tuple(choose_entry(manifest, task, None, None, on_cpu=on_cpu) for task in manifest.tasks() if task in manifest.defaults)
+    chosen: list[ModelEntry] = []
+    for task in manifest.tasks():
+        if task in manifest.defaults:
+            chosen.append(choose_entry(manifest, task, None, None, on_cpu=on_cpu))
+            grey = manifest.grey_defaults.get(task)
+            if grey is not None and grey != chosen[-1].id:
+                chosen.append(manifest.get(grey))
+    return tuple(chosen)
 
 
 def import_file(entry: ModelEntry, file: str) -> object:

@@ -125,6 +125,8 @@ class Manifest:
     path: str = ""
     # task -> tier used when none is asked for and the model runs on a CPU
     cpu_default_tiers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # task -> the one-channel model grey photos get when no model is named
+    grey_defaults: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     _by_id: Mapping[str, ModelEntry] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -244,8 +246,8 @@ class _Validator:
             raise self.fail("model", "needs at least one [[model]] table")
         entries = tuple(self.entry(i, m) for i, m in enumerate(models))
         self.unique_ids(entries)
-        defaults, default_tiers, cpu_tiers = self.defaults(data.get("defaults", {}), {e.id: e for e in entries})
-        return Manifest(entries, defaults, default_tiers, path=self.origin, cpu_default_tiers=cpu_tiers)
+        defaults, default_tiers, cpu_tiers, grey = self.defaults(data.get("defaults", {}), {e.id: e for e in entries})
+        return Manifest(entries, defaults, default_tiers, path=self.origin, cpu_default_tiers=cpu_tiers, grey_defaults=grey)
 
     def unique_ids(self, entries: tuple[ModelEntry, ...]) -> None:
         seen: set[str] = set()
@@ -391,19 +393,25 @@ class _Validator:
 
     def defaults(
         self, raw: Any, by_id: dict[str, ModelEntry]
-    ) -> tuple[Mapping[str, Mapping[str, str]], Mapping[str, str], Mapping[str, str]]:
+    ) -> tuple[Mapping[str, Mapping[str, str]], Mapping[str, str], Mapping[str, str], Mapping[str, str]]:
         if not isinstance(raw, dict):
             raise self.fail("defaults", "must be a table of [defaults.<task>] tables")
         tiers_by_task: dict[str, Mapping[str, str]] = {}
         default_tiers: dict[str, str] = {}
         cpu_tiers: dict[str, str] = {}
+        grey: dict[str, str] = {}
         for task, table in raw.items():
             where = f"defaults.{task}"
             if not isinstance(table, dict):
                 raise self.fail(where, "must be a table mapping tiers to model ids")
-            unknown = set(table) - set(TIERS) - {"default", "cpu_default"}
+            unknown = set(table) - set(TIERS) - {"default", "cpu_default", "grey"}
             if unknown:
-                raise self.fail(where, f"unknown tier {sorted(unknown)}; allowed: {', '.join(TIERS)}, 'default' and 'cpu_default'")
+                raise self.fail(where, f"unknown tier {sorted(unknown)}; allowed: {', '.join(TIERS)}, 'default', 'cpu_default' and 'grey'")
+            if "grey" in table:
+                self.default_target(where, "grey", table["grey"], task, by_id)
+                if by_id[table["grey"]].params.get("channels") != 1:
+                    raise self.fail(where, f"grey: {table['grey']!r} is not a one-channel model (params.channels = 1)")
+                grey[task] = table["grey"]
             chosen = {tier: table[tier] for tier in TIERS if tier in table}
             for tier, model_id in chosen.items():
                 self.default_target(where, tier, model_id, task, by_id)
@@ -416,7 +424,7 @@ class _Validator:
             tiers_by_task[task] = MappingProxyType(chosen)
             default_tiers[task] = default
             cpu_tiers[task] = cpu_default
-        return MappingProxyType(tiers_by_task), MappingProxyType(default_tiers), MappingProxyType(cpu_tiers)
+        return MappingProxyType(tiers_by_task), MappingProxyType(default_tiers), MappingProxyType(cpu_tiers), MappingProxyType(grey)
 
     def default_target(self, where: str, tier: str, model_id: Any, task: str, by_id: dict[str, ModelEntry]) -> None:
         entry = by_id.get(model_id) if isinstance(model_id, str) else None

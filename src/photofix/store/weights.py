@@ -45,6 +45,7 @@ from photofix.errors import (
 from photofix.store.manifest import HubSource, ModelEntry, UrlSource
 
 __all__ = [
+    "reachable",
     "FetchedWeights",
     "VerifyResult",
     "fetch",
@@ -213,6 +214,26 @@ def _hf_hub_download(
         local_files_only=local_files_only,
         library_name="photofix",
     )
+
+
+_REACHED: dict[str, bool] = {}  # endpoint -> reachable, once per process
+
+
+def reachable(entry: ModelEntry) -> bool:
+    """Whether the host serving ``entry`` answers now (seconds at most; remembered for the run).
+
+    Lets a task with a method that needs no download use it, with a note, instead of failing
+    when the network is down and nobody said ``--offline``.
+    """
+    source = entry.source
+    endpoint = source.url if isinstance(source, UrlSource) else (os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if endpoint not in _REACHED:
+        try:
+            _check_reachable(endpoint)
+            _REACHED[endpoint] = True
+        except ConnectionError:
+            _REACHED[endpoint] = False
+    return _REACHED[endpoint]
 
 
 def _check_reachable(endpoint: str) -> None:

@@ -9,13 +9,14 @@ models in ``weights_manifest.toml``; tests. The command line, ``--steps`` and
 from __future__ import annotations
 
 from photofix.errors import UsageError
-from photofix.tasks import colorize, deblur, denoise, derain, deshadow, scratch_repair, upscale
-from photofix.tasks.spec import EventKind, Notify, Option, OptionField, PlannedStep, RunSettings, TaskSpec, check_tile, ignore, option
+from photofix.tasks import colorize, deblur, denoise, derain, deshadow, faces, scratch_repair, upscale
+from photofix.tasks import spec
+from photofix.tasks.spec import *  # noqa: F403 - the spec's whole public surface, re-exported
 from photofix.tasks.steps import PRESETS, StepRequest, parse_steps, preset_steps
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
-    for spec in (denoise.SPEC, deblur.SPEC, derain.SPEC, upscale.SPEC, colorize.SPEC, scratch_repair.SPEC, deshadow.SPEC)
+    for spec in (denoise.SPEC, deblur.SPEC, derain.SPEC, upscale.SPEC, colorize.SPEC, scratch_repair.SPEC, deshadow.SPEC, faces.SPEC)
 }
 
 
@@ -26,21 +27,4 @@ def get_task(name: str) -> TaskSpec:
         raise UsageError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}") from None
 
 
-__all__ = [
-    "TASKS",
-    "PRESETS",
-    "EventKind",
-    "Notify",
-    "Option",
-    "OptionField",
-    "PlannedStep",
-    "RunSettings",
-    "StepRequest",
-    "TaskSpec",
-    "check_tile",
-    "get_task",
-    "ignore",
-    "option",
-    "parse_steps",
-    "preset_steps",
-]
+__all__ = ["PRESETS", "TASKS", "StepRequest", "get_task", "parse_steps", "preset_steps", *spec.__all__]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from photofix.run.provenance import Step
-from photofix.tasks._shared import announce_hash, announce_entry, device, entry_hash, file_hash, set_threads
+from photofix.tasks._shared import device, entry_hash, file_hash, load_announced, set_threads
 from photofix.tasks.spec import Notify, PlannedStep, RunSettings
 
 
@@ -18,38 +18,64 @@ def plan_network(task: str, run: RunSettings, params: Any, recorded: dict[str, A
     where = device(run)
     if run.weights is not None:
         weights = run.weights
-        step = Step(task, weights.name, file_hash(weights), recorded)
+        weights_sha256 = file_hash(weights)
+        step = Step(task, weights.name, weights_sha256, recorded)
         entry = None
     else:
         entry = choose_entry(manifest, task, run.model, run.tier, params.scale, params.kind, on_cpu=where.type == "cpu")
         step = Step(task, entry.id, entry_hash(entry), recorded)
+    # Grey photos get the task's one-channel model when none is named (issue 16: +6 dB on grey scans).
+    grey_id = manifest.grey_defaults.get(task) if run.model is None and run.weights is None else None
+    grey = manifest.get(grey_id) if grey_id and grey_id != entry.id else None
+    if grey is not None:
+        step = Step(task, entry.id, entry_hash(entry), {**recorded, "grey_photos": grey.id})
 
     def build() -> Any:
         from photofix.store.choice import default_overlap
-        from photofix.engine.models import load_entry, load_model
-        from photofix.tasks.restore import Restorer
+        from photofix.engine.models import load_model
+        from photofix.tasks.restore import GreyAware, Restorer
 
         set_threads(run.threads)
         if entry is None:
-            model = load_model(weights, device=where, precision=run.precision)
+            model = load_model(weights, device=where, precision=run.precision, sha256=weights_sha256,
+                               backend=getattr(run, "backend", "auto"))
             overlap, min_tile = default_overlap(manifest, model.arch)
             notify("detail", f"loaded {weights} as {model.arch} ({model.scale}x)")
         else:
-            offline = announce_entry(entry, run, notify)
-            model = load_entry(entry, offline=offline, device=where, precision=run.precision)
-            announce_hash(entry, model.hash_recorded_now, model.sha256, notify)
+            model = load_announced(entry, run, notify)
             overlap, min_tile = entry.tile_overlap, entry.min_tile
         if run.tile_overlap is not None:
             overlap = run.tile_overlap
         tile = run.tile_side
         restorer = Restorer(task, model, params=params, tile=tile, tile_overlap=overlap, min_tile=min_tile)
+        if getattr(model, "backend_note", None):
+            notify("note", model.backend_note)
         if tile and tile < min_tile:
             notify("note", f"tiles under {min_tile} px change this model's result noticeably; --tile {tile} is used as asked")
         notify(
             "detail",
-            f"{task}: device {model.device}, {str(model.dtype).replace('torch.', '')}, "
-            f"tile {'auto' if tile is None else tile or 'whole image'}, overlap {overlap} px",
+            f"{task}: device {model.device}, {_precision_text(model)}, backend {model.backend}, "
+            f"tile {'auto (chosen per photo from free memory; shown per file)' if tile is None else tile or 'whole image'}, "
+            f"overlap {overlap} px",
         )
-        return restorer
+        if grey is None:
+            return restorer
+        return GreyAware(restorer, lambda: _grey_restorer(task, grey, run, params, notify),
+                         lambda error: notify("note", f"grey photos use {entry.id}: {grey.id} is unavailable ({error})"))
 
     return PlannedStep(step, build)
+
+
+def _precision_text(model: Any) -> str:
+    if model.gate_pending:  # engine/precision_gate.py: measured at the first photo, then remembered
+        return f"{model.precision} (bf16 if it keeps quality and saves time on the first photo; checked once per model and CPU)"
+    return model.precision
+
+
+def _grey_restorer(task: str, entry: Any, run: RunSettings, params: Any, notify: Notify) -> Any:
+    from photofix.tasks.restore import Restorer
+
+    model = load_announced(entry, run, notify)
+    notify("detail", f"{task}: grey photos with {entry.id}")
+    overlap = entry.tile_overlap if run.tile_overlap is None else run.tile_overlap
+    return Restorer(task, model, params=params, tile=run.tile_side, tile_overlap=overlap, min_tile=entry.min_tile)

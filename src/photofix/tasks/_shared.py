@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -65,16 +66,58 @@ def fetch_announced(entry: Any, run: RunSettings, notify: Notify) -> Any:
     return fetched
 
 
+def load_announced(entry: Any, run: RunSettings, notify: Notify, loader: Any = None) -> Any:
+    """The entry's model at the run's device and precision: announced, fetched, loaded (``loader``, else an
+    image-to-image model); a first-use hash is kept only when the file loads as the entry's architecture."""
+    from photofix.engine.models import load_entry
+
+    offline = announce_entry(entry, run, notify)
+    model = load_entry(entry, offline=offline, device=device(run), precision=run.precision, loader=loader,
+                       backend=run.backend)
+    announce_hash(entry, model.origin.hash_recorded_now, model.origin.sha256, notify)
+    return model
+
+
+def note_once(key: str, text: str, notify: Notify) -> None:
+    """A note worth reading once, not on every run: later runs show it as a detail (``-v``).
+
+    Remembered in ``PHOTOFIX_HOME/notes_shown``, one key per line; if that cannot be written,
+    the note is simply shown again next time.
+    """
+    shown = settings.photofix_home() / "notes_shown"
+    try:
+        seen = key in shown.read_text().splitlines()
+    except OSError:
+        seen = False
+    notify("detail" if seen else "note", text)
+    if not seen:
+        try:
+            shown.parent.mkdir(parents=True, exist_ok=True)
+            with shown.open("a") as notes:
+                notes.write(key + "\n")
+        except OSError:
+            pass
+
+
 def mask_hooks(mask: Path | None, mask_out: Path | None) -> tuple[Callable[[Any], Any], Callable[[Any, Any], None]]:
     """A mask option (a file, or a folder matched by photo name) and mask_out as per-image callbacks."""
-    from photofix.methods.masks import find_mask, load_mask, save_mask
+    from photofix.methods.masks import find_mask, load_mask, mask_name, save_mask
 
     def user_mask(image: Any) -> Any:
         found = find_mask(mask, image.meta.source_name) if mask is not None else None
         return None if found is None else load_mask(found, image.pixels.shape)
 
+    written: dict[str, str] = {}  # mask file name -> the photo it belongs to, this run
+    lock = threading.Lock()  # photos may finish on several threads
+
     def export(image: Any, used: Any) -> None:
-        if mask_out is not None:
-            save_mask(used, mask_out, image.meta.source_name)
+        if mask_out is None:
+            return
+        source = image.meta.source_name
+        with lock:
+            taken = {name for name, owner in written.items() if owner != source}
+            name = mask_name(source, taken)
+            written[name] = source
+        save_mask(used, mask_out, source, taken)
 
     return user_mask, export

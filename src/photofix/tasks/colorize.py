@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from photofix.run.provenance import Step
-from photofix.tasks._shared import device, entry_hash, fetch_announced, file_hash, set_threads
+from photofix.tasks._shared import device, entry_hash, file_hash, load_announced, set_threads
 from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 
@@ -38,11 +40,10 @@ def plan(run: RunSettings, options: ColorizeOptions, notify: Notify) -> PlannedS
 
         set_threads(run.threads)
         if entry is None:
-            colorizer = load_colorizer(run.weights, where, options.render_size)
+            colorizer = load_colorizer(run.weights, where, options.render_size, precision=run.precision)
         else:
-            fetched = fetch_announced(entry, run, notify)
-            colorizer = load_colorizer(fetched.path, where, options.render_size or entry.params.get("render_size"), model_id=entry.id)
-        notify("detail", f"colorize: device {colorizer.device}, chroma predicted at {colorizer.render_size} px, "
+            colorizer = load_announced(entry, run, notify, partial(load_colorizer, render_size=options.render_size or entry.params.get("render_size")))
+        notify("detail", f"colorize: device {colorizer.device}, {colorizer.model.precision}, chroma predicted at {colorizer.render_size} px, "
                          f"saturation {options.saturation}")
         return ColorizeProcessor(colorizer, options.saturation)
 

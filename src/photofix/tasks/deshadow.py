@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from photofix.errors import UsageError
 from photofix.run.provenance import Step
-from photofix.tasks._shared import device, entry_hash, fetch_announced, file_hash, mask_hooks, set_threads
+from photofix.tasks._shared import device, entry_hash, file_hash, load_announced, mask_hooks, note_once, set_threads
 from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 
@@ -42,7 +42,7 @@ def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedS
     def classical(note: str | None = None) -> PlannedStep:
         def build() -> Any:
             if note:
-                notify("note", note)
+                note_once("deshadow-classical-default", note, notify)  # every run repeated it (issue 16)
             notify("detail", "deshadow: classical; shadow mask from darkness and colour cues, relit by measured gains")
             return processor()
 
@@ -57,8 +57,8 @@ def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedS
             from photofix.engine.models import load_masked_model
 
             set_threads(run.threads)
-            model = load_masked_model(weights, expected_arch="ShadowFormer", device=device(run), precision="fp32")
-            return processor(model=model, model_label=weights.name)
+            model = load_masked_model(weights, expected_arch="ShadowFormer", device=device(run), precision=run.precision)
+            return processor(model=model, model_label=weights.name, tile=run.tile_side)
 
         return PlannedStep(Step("deshadow", weights.name, file_hash(weights), recorded), build_file)
 
@@ -76,13 +76,11 @@ def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedS
         from photofix.engine.models import load_masked_model
 
         set_threads(run.threads)
-        where = device(run)
-        fetched = fetch_announced(entry, run, notify)
-        model = load_masked_model(fetched.path, expected_arch=entry.arch, device=where, precision="fp32")
-        extra = {} if run.tile_side is None else {"tile": run.tile_side}
-        notify("detail", f"deshadow: model {entry.id} on {where}, mask from {'--mask' if options.mask else 'the classical detector'}")
+        model = load_announced(entry, run, notify, load_masked_model)
+        notify("detail", f"deshadow: model {entry.id} on {model.device}, {model.precision}, "
+                         f"mask from {'--mask' if options.mask else 'the classical detector'}")
         overlap = entry.tile_overlap if run.tile_overlap is None else run.tile_overlap
-        return processor(model=model, model_label=entry.id, overlap=overlap, **extra)
+        return processor(model=model, model_label=entry.id, overlap=overlap, tile=run.tile_side)
 
     return PlannedStep(Step("deshadow", entry.id, entry_hash(entry), recorded), build)
 

@@ -9,13 +9,12 @@ same ``label`` / ``restore(image, on_tile)`` shape.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from photofix._color import LUMA_601, luma
-from photofix.methods.colorize import Colorizer, colorize_image
 from photofix.methods.deshadow import deshadow
 from photofix.methods.deshadow_mask import estimate_shadow_mask, mask_from_array
 from photofix.errors import ImageError
@@ -26,6 +25,7 @@ from photofix.methods.scratch import dilate_mask, detect_scratches, luminance, u
 
 if TYPE_CHECKING:
     from photofix.engine.models import LoadedMaskedModel, LoadedModel
+    from photofix.methods.colorize import Colorizer
 
 
 @dataclass
@@ -40,6 +40,8 @@ class ColorizeProcessor:
         return self.colorizer.model_id or self.colorizer.source
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
+        from photofix.methods.colorize import colorize_image  # torch: only runs that colour load it
+
         result, details = colorize_image(image, self.colorizer, self.saturation)
         if on_tile is not None:
             on_tile(1, 1)  # one pass at the render size: report it as one tile
@@ -86,7 +88,9 @@ class ScratchRepairProcessor:
 
     ``user_mask(image)`` returns the user's mask for that image, values in [0, 1] (or None: detect it);
     ``mask_out(image, mask)`` saves the mask used. The mask is grown by ``dilate`` px so the
-    soft rims of scratches are replaced too.
+    soft rims of scratches are replaced too. With a ``face_detector``, the classical mask's
+    pieces on faces' features are dropped first (``methods.scratch_faces``); details say how
+    many faces were found and how many pixels were spared.
     """
 
     inpaint_fn: InpaintFn
@@ -97,28 +101,36 @@ class ScratchRepairProcessor:
     labels: tuple[str, str] = ("classical", "classical")  # detector, inpainter
     user_mask: Callable[[Image], np.ndarray | None] | None = None
     mask_out: Callable[[Image, np.ndarray], None] | None = None
+    face_detector: Any = None  # a methods.faces.FaceDetector: the classical mask is kept off faces' features
 
     @property
     def label(self) -> str:
         detector, inpainter = self.labels
         return detector if detector == inpainter else f"{detector}+{inpainter}"
 
-    def detect(self, image: Image) -> tuple[np.ndarray, str]:
+    def detect(self, image: Image) -> tuple[np.ndarray, str, dict[str, Any]]:
         given = self.user_mask(image) if self.user_mask is not None else None
         if given is not None:
-            return given > 0.5, "user mask"
+            return given > 0.5, "user mask", {}
         if self.detector is not None:
             threshold = DETECT_THRESHOLD if self.threshold is None else self.threshold
-            return detect_with_model(self.detector, image.pixels, threshold=threshold), self.labels[0]
-        return detect_scratches(image.pixels, threshold=self.threshold), "classical"
+            return detect_with_model(self.detector, image.pixels, threshold=threshold), self.labels[0], {}
+        mask = detect_scratches(image.pixels, threshold=self.threshold)
+        if self.face_detector is None:
+            return mask, "classical", {}
+        from photofix.methods.scratch_faces import faces_for_protection, protect_face_features
+
+        mask, done = protect_face_features(mask, faces_for_protection(image.pixels, self.face_detector))
+        return mask, "classical", {"faces_protected": done.faces, "face_pixels_spared": done.pixels_refused,
+                                   "face_detector": self.face_detector.name}
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
-        mask, source = self.detect(image)
+        mask, source, faces = self.detect(image)
         mask = dilate_mask(mask, self.dilate)
         if self.mask_out is not None:
             self.mask_out(image, mask)
         damaged = float(mask.mean())
-        details: dict[str, Any] = {"mask": source, "damaged_percent": round(100 * damaged, 3)}
+        details: dict[str, Any] = {"mask": source, "damaged_percent": round(100 * damaged, 3), **faces}
         if not mask.any():
             details["crops"] = 0
             return image, details
@@ -143,8 +155,9 @@ class DeshadowProcessor:
     mask_out: Callable[[Image, np.ndarray], None] | None = None
     model: LoadedMaskedModel | None = None
     model_label: str = "classical"
-    tile: int = 640
+    tile: int | None = None  # None: the engine's choice from the model's memory and tiling advice
     overlap: int = 80
+    _auto: Any = field(default=None, init=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -175,7 +188,7 @@ class DeshadowProcessor:
         """
         import cv2
 
-        from photofix.engine.tiling import run_tiled
+        from photofix.engine.tiling import AutoTile, run_tiled
 
         if not np.any(mask >= 0.5):
             return pixels
@@ -186,7 +199,12 @@ class DeshadowProcessor:
         def run(tile: Any) -> Any:
             return model(tile[:, :3], tile[:, 3:]).clamp(0, 1)
 
-        relit = run_tiled(run, stacked, tile=self.tile, overlap=self.overlap, multiple_of=model.multiple_of,
+        tile = self.tile
+        if tile is None:
+            if self._auto is None:
+                self._auto = AutoTile(model)
+            tile = self._auto.side(run, stacked.shape[2], *stacked.shape[:2])
+        relit = run_tiled(run, stacked, tile=tile, overlap=self.overlap, multiple_of=model.tile_grid,
                           device=model.device, dtype=model.dtype, progress=on_tile, least_side=model.minimum_size)
         if pixels.shape[2] == 1:
             relit = luma(relit, LUMA_601, keep_channel=True)

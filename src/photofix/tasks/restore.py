@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from photofix.engine import adapt
-from photofix.errors import NonFiniteOutput, UsageError
+from photofix.errors import NonFiniteOutput, UsageError, WeightsError
 from photofix.imageio import Image
 from photofix.run.jobs import ImageProcessor, TileProgress
 
@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from photofix.engine.models import LoadedModel
 
 # --- restoring one image -------------------------------------------------------------
+
+# The best PSNR against the truth that the task's models reach (dB): the bf16 gate of
+# ``--precision auto`` keeps the drop from it within 0.05 dB (engine/precision_gate.py). Denoise:
+# NAFNet SIDD width 64 (40.30, its release); deblur: NAFNet GoPro width 64 (33.71, its release);
+# upscale: DAT-light x4 on chelsea, measured (29.14, README "Quality, measured"). Other tasks
+# take the highest of these.
+_TRUTH_PSNR_DB = {"denoise": 40.3, "deblur": 33.71, "upscale": 29.14}
+GATE_CROP = 128  # input px of the gate's centre crop (64 for upscalers: 16x the output)
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Restorer:
         tile: int | None = None,
         tile_overlap: int = 32,
         min_tile: int = 0,
+        tile_batch: int | None = None,
     ) -> None:
         self.task = task
         self.changes_size = adapt.changes_size(task)
@@ -63,6 +72,10 @@ class Restorer:
         # Below min_tile a model's tiled output departs from its whole-image output
         # (global statistics inside the network): auto sizing never goes below it.
         self.min_tile = min_tile
+        self._auto: Any = None  # AutoTile, made at the first image when tile is None
+        # Tiles per forward; None: as many as fit on a GPU (engine.tiling.auto_tile_batch), 1 elsewhere.
+        self.tile_batch = tile_batch
+        self.last_tile: int | None = None
         if self.changes_size and model.scale == 1:
             raise UsageError(f"{model.source}: a 1x model cannot upscale; choose an upscaling model")
         if not self.changes_size and model.scale != 1:
@@ -72,24 +85,35 @@ class Restorer:
     def label(self) -> str:
         return self.model.model_id or self.model.source
 
-    def _auto_tile(self, fn: Callable[[Any], Any], channels: int) -> int:
-        from photofix.engine.tiling import auto_tile_size, measure_bytes_per_pixel
+    def _settle_precision(self, run: Callable[[Any], Any], pixels: Any) -> None:
+        """``--precision auto`` on a CPU with native bf16: measure (or recall) the bf16 gate on a centre crop."""
+        import torch
 
-        per_pixel = measure_bytes_per_pixel(fn, channels, self.model.device)
-        return max(auto_tile_size(self.model.device, per_pixel, align=self.model.tile_grid), self.min_tile)
+        from photofix.engine.precision_gate import DEFAULT_TRUTH_PSNR_DB, settle_cpu_precision
+
+        side = GATE_CROP if self.model.scale == 1 else GATE_CROP // 2
+        height, width = pixels.shape[:2]
+        top, left = max(0, (height - side) // 2), max(0, (width - side) // 2)
+        crop = pixels[top : top + side, left : left + side].transpose(2, 0, 1)
+        tensor = torch.from_numpy(crop.copy()).unsqueeze(0).to(self.model.device, self.model.dtype)
+        settle_cpu_precision(self.model, run, tensor, _TRUTH_PSNR_DB.get(self.task, DEFAULT_TRUTH_PSNR_DB))
 
     def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None,
              finish: Callable[[Any], Any] | None = None) -> Any:
-        from photofix.engine.tiling import run_tiled
+        from photofix.engine.tiling import AutoTile, run_tiled
 
-        if self.tile is None:
-            self.tile = self._auto_tile(fn, pixels.shape[2])
-
+        tile = self.tile
+        if self._auto is None:
+            self._auto = AutoTile(self.model, self.min_tile)
+        if tile is None:
+            tile = self._auto.side(fn, pixels.shape[2], *pixels.shape[:2])
+        self.last_tile = tile
+        batch = self.tile_batch or self._auto.batch(fn, pixels.shape[2], tile or max(pixels.shape[:2]))
         return run_tiled(
             fn,
             pixels,
             scale=self.model.scale,
-            tile=self.tile,
+            tile=tile,
             overlap=self.tile_overlap,
             multiple_of=self.model.tile_grid,
             least_side=self.min_tile,
@@ -97,6 +121,7 @@ class Restorer:
             dtype=self.model.dtype,
             progress=on_tile,
             finish=finish,
+            batch=batch,
         )
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
@@ -122,6 +147,8 @@ class Restorer:
                 return torch.cat([model(tile[:, c : c + 1], sigma) for c in range(tile.shape[1])], dim=1)
             return model(tile, sigma)
 
+        if model.gate_pending:
+            self._settle_precision(run, pixels)
         final_scale = self.params.scale if self.changes_size else None
         # An upscale's float canvas would dwarf the 8-bit file it becomes: finish it to those integers.
         finishing = self.changes_size and self.finished_output
@@ -137,6 +164,11 @@ class Restorer:
             result = self._run(run, pixels, on_tile, finish)
         if self.changes_size:
             details["scale"] = final_scale or model.scale
+        if self.tile is None:  # --tile auto: say what it chose for this photo
+            details["tile"] = "whole image" if self.last_tile >= max(pixels.shape[:2]) else self.last_tile
+        details["precision"], details["backend"] = model.precision, model.backend
+        if model.gate_verdict is not None:
+            details["precision_gate"] = model.gate_verdict.describe()
         return adapt.finish(image, result, final_scale=final_scale), details
 
 
@@ -151,9 +183,11 @@ class Chain:
         if not steps:
             raise UsageError("a chain needs at least one step")
         self.steps = list(steps)
-        for _, processor in self.steps[:-1]:
-            if isinstance(processor, Restorer):
-                processor.finished_output = False  # the next step computes on float pixels
+        for (_, processor), (_, following) in zip(self.steps, self.steps[1:]):
+            # the next step computes on float pixels, unless it keeps finished ones as they are
+            # (faces pastes into them: an x4 upscale before it keeps its 8-bit canvas)
+            if isinstance(processor, (Restorer, GreyAware)) and not getattr(following, "accepts_finished", False):
+                processor.finished_output = False
 
     @property
     def label(self) -> str:
@@ -170,6 +204,59 @@ class Chain:
         return image, details
 
 
+class GreyAware:
+    """The task's colour model for colour photos, its one-channel model for grey ones.
+
+    The grey model loads at the first grey photo, so a folder of colour photos never fetches it.
+    """
+
+    def __init__(self, colour: Restorer, load_grey: Callable[[], Restorer],
+                 unavailable: Callable[[Exception], None] | None = None) -> None:
+        self.colour = colour
+        self._load_grey = load_grey
+        self._unavailable = unavailable  # told once when the grey model cannot be had
+        self._grey: Restorer | None = None
+        self._finished = True
+
+    @property
+    def label(self) -> str:
+        return self.colour.label
+
+    @property
+    def finished_output(self) -> bool:
+        return self._finished
+
+    @finished_output.setter
+    def finished_output(self, value: bool) -> None:
+        self._finished = value
+        self.colour.finished_output = value
+        if self._grey is not None:
+            self._grey.finished_output = value
+
+    def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
+        if image.pixels.shape[2] != 1:
+            return self.colour.restore(image, on_tile)
+        if self._grey is None:
+            try:
+                self._grey = self._load_grey()
+            except WeightsError as error:  # e.g. offline and never fetched: the colour model still helps
+                self._grey = self.colour
+                if self._unavailable is not None:
+                    self._unavailable(error)
+            self._grey.finished_output = self._finished
+        restored, details = self._grey.restore(image, on_tile)
+        return restored, {**details, "model": self._grey.label}
+
+
 def restore_image(image: Image, restorer: Restorer) -> Image:
     """Convenience for library users: the restored image only."""
     return restorer.restore(image)[0]
+
+
+__all__ = [
+    "Chain",
+    "GreyAware",
+    "Restorer",
+    "TaskParams",
+    "restore_image",
+]

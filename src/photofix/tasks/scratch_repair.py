@@ -45,7 +45,7 @@ def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> Pla
     from photofix.methods.inpaint import inpaint_classical
     from photofix.store.manifest import load_manifest
     from photofix.tasks.processors import ScratchRepairProcessor
-    from photofix.store.weights import cached_path
+    from photofix.store.weights import cached_path, reachable
 
     if run.weights is not None:
         raise UsageError(
@@ -66,14 +66,18 @@ def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> Pla
     def classical(why: str | None) -> PlannedStep:
         # benchmarks/SCRATCH_EVAL.md: no growth gained most on every generator, held-out included
         chosen = resolved(CLASSICAL_DILATE)
+        yunet = _cached_yunet()  # decided now and recorded: which detector protects faces changes the mask
 
         def build() -> Any:
             if why:
                 notify("note", why)
-            notify("detail", "scratch-repair: classical detector and OpenCV Telea inpainting (no download)")
-            return processor(chosen)
+            faces = _face_detector(yunet, notify)
+            shield = f"; faces' eyes, brows, nose and mouth kept out of the mask ({faces.name} face detector)" if faces else ""
+            notify("detail", f"scratch-repair: classical detector and OpenCV Telea inpainting (no download){shield}")
+            return processor(chosen, face_detector=faces)
 
-        return PlannedStep(Step("scratch-repair", "classical", None, SPEC.recorded(chosen)), build)
+        recorded = {**SPEC.recorded(chosen), "face_detector": "yunet" if yunet is not None else "builtin"}
+        return PlannedStep(Step("scratch-repair", "classical", None, recorded), build)
 
     if run.model == "classical":
         return classical(None)
@@ -85,30 +89,59 @@ def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> Pla
     inpaint_entry = chosen if chosen and chosen.task == "inpaint" else manifest.default_for("inpaint")
     # A mask file for a single photo replaces detection: don't fetch a 450 MB detector for nothing.
     needed = [inpaint_entry] if options.mask is not None and options.mask.is_file() else [detect_entry, inpaint_entry]
-    if settings.offline(run.offline) and any(cached_path(e) is None for e in needed):
+    missing = [e for e in needed if cached_path(e) is None]
+    if missing and settings.offline(run.offline):
         return classical("the learned scratch models are not cached and photofix is offline: using the classical "
                          "detector and OpenCV inpainting instead (--model classical says so explicitly)")
+    # Network down and no model named: the method that needs no download, said once per run (issue 16).
+    if missing and run.model is None and not all(reachable(e) for e in missing):
+        return classical("the learned scratch models are not cached and their server cannot be reached: using the "
+                         "classical detector and OpenCV inpainting instead (--model classical says so explicitly)")
 
     chosen = resolved(LEARNED_DILATE)
     step = Step("scratch-repair", "+".join(e.id for e in needed), "+".join(entry_hash(e) or "unverified" for e in needed),
                 SPEC.recorded(chosen))
 
     def build() -> Any:
+        from photofix.engine.models import load_entry
         from photofix.methods.inpaint import load_lama
-        from photofix.engine.models import load_model
 
         set_threads(run.threads)
         where = device(run)
-        paths = {entry.task: fetch_announced(entry, run, notify).path for entry in needed}
+        fetched = {entry.task: fetch_announced(entry, run, notify) for entry in needed}  # every download before any load
         detector = None
-        if "scratch-detect" in paths:
-            detector = load_model(paths["scratch-detect"], expected_arch=detect_entry.arch,
-                                  model_id=detect_entry.id, device=where, precision="fp32")
+        if "scratch-detect" in fetched:
+            detector = load_entry(detect_entry, fetched=fetched["scratch-detect"], device=where, precision=run.precision)
+        inpaint = load_entry(inpaint_entry, fetched=fetched["inpaint"], device=where, precision=run.precision, loader=load_lama)
         labels = (detect_entry.id if detector else "user mask", inpaint_entry.id)
         notify("detail", f"scratch-repair: device {where}; detector {labels[0]}, inpainting {inpaint_entry.id} in crops around the damage")
-        return processor(chosen, inpaint_fn=load_lama(paths["inpaint"], where), detector=detector, labels=labels)
+        return processor(chosen, inpaint_fn=inpaint, detector=detector, labels=labels)
 
     return PlannedStep(step, build)
+
+
+def _cached_yunet() -> Any:
+    """The cached YuNet file, or None (the built-in cascade then finds faces); never downloads."""
+    from photofix.store.manifest import load_manifest
+    from photofix.store.weights import cached_path
+
+    return cached_path(load_manifest().default_for("face-detect"))
+
+
+def _face_detector(yunet: Any, notify: Notify) -> Any:
+    """YuNet when its weights are cached, else the built-in cascade (no download either way); None if neither loads.
+
+    The classical detector flags eyes, brows and nostrils as thin damage; the faces found keep
+    them out of its mask (methods.scratch_faces, benchmarks/SCRATCH_EVAL.md).
+    """
+    from photofix.errors import ModelLoadError
+    from photofix.methods.faces import CascadeDetector, YuNetDetector
+
+    try:
+        return YuNetDetector(yunet) if yunet is not None else CascadeDetector()
+    except ModelLoadError as error:
+        notify("note", f"scratch-repair: no face detector ({error}); faces are not protected from the mask")
+        return None
 
 
 SPEC = TaskSpec(

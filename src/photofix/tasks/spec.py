@@ -139,6 +139,9 @@ def check_tile(tile: str | int) -> str | int:
     return tile
 
 
+BACKENDS = ("auto", "torch", "openvino")
+
+
 @dataclass(frozen=True)
 class RunSettings:
     """What a run decides beside the task's own options: which model, where and how it runs."""
@@ -152,10 +155,13 @@ class RunSettings:
     tile_overlap: int | None = None
     offline: bool | None = None
     threads: int | None = None
+    backend: str = "auto"  # network runtime on a CPU: auto (OpenVINO where measured faster, if installed), torch, openvino
 
     def __post_init__(self) -> None:
         if self.model and self.weights:
             raise UsageError("model and weights both choose the model; give one of them")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"backend {self.backend!r}: choose {', '.join(BACKENDS)}")
         check_tile(self.tile)
 
     @property
@@ -208,3 +214,19 @@ class TaskSpec:
             if value is not None and item.spec.in_record:
                 kept[item.name] = str(value) if isinstance(value, Path) else value
         return dict(sorted(kept.items()))
+
+
+__all__ = [
+    "BACKENDS",
+    "EventKind",
+    "Notify",
+    "Option",
+    "OptionField",
+    "PlannedStep",
+    "RunSettings",
+    "TaskSpec",
+    "check_tile",
+    "ignore",
+    "option",
+    "option_fields",
+]

@@ -87,3 +87,8 @@ class FFDNet(nn.Module):
         if self.residual:
             out = x - out
         return out[..., :h, :w]
+
+
+__all__ = [
+    "FFDNet",
+]

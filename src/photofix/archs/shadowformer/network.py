@@ -425,3 +425,20 @@ class ShadowFormer(nn.Module):
     def _resample(resample: nn.Module, tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """Apply a strided conv (down) or transposed conv (up) to tokens at ``size``; return tokens."""
         return _to_tokens(resample(_to_image(tokens, size)))
+
+
+__all__ = [
+    "CATransformerBlock",
+    "ChannelAttention",
+    "ChannelAttentionBlock",
+    "FeedForward",
+    "LeFF",
+    "LinearProjection",
+    "SIMTransformerBlock",
+    "ShadowFormer",
+    "ShadowFormerStage",
+    "ShadowInteractionAttention",
+    "shift_attention_mask",
+    "window_merge",
+    "window_partition",
+]
