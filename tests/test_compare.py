@@ -396,3 +396,24 @@ def test_cli_help_has_examples() -> None:
     result = runner.invoke(cli(), ["compare", "--help"], terminal_width=120)
     assert result.exit_code == 0
     assert "photofix compare scans/ restored/" in result.output and "--position" in result.output
+
+
+def test_identical_copies_pair_with_their_own_outputs(tmp_path: Path) -> None:
+    # issue 16: two byte-identical inputs were both paired with the first, the second called missing
+    from typer.testing import CliRunner
+
+    from photofix.cli import app
+    from photofix.review.compare import pair_folders
+
+    photos = tmp_path / "in"
+    photos.mkdir()
+    pixels = np.random.default_rng(3).integers(0, 255, (32, 40, 3), dtype=np.uint8)
+    for name in ("a.png", "b.png"):
+        PILImage.fromarray(pixels).save(photos / name)
+    PILImage.fromarray(pixels[::-1].copy()).save(photos / "c.png")
+    done = CliRunner().invoke(app, ["scratch-repair", str(photos), str(tmp_path / "out"), "--model", "classical"])
+    assert done.exit_code == 0, done.stderr
+    pairing = pair_folders(photos, tmp_path / "out")
+    assert sorted((p.before.name, p.after.name, p.matched_by) for p in pairing.pairs) == [
+        ("a.png", "a.png", "record"), ("b.png", "b.png", "record"), ("c.png", "c.png", "record")]
+    assert pairing.inputs_without_output == [] and pairing.outputs_without_input == []

@@ -293,7 +293,7 @@ def pair_folders(before_dir: str | os.PathLike, after_dir: str | os.PathLike, *,
     if recorded:
         by_hash = _hash_index(befores)
         for rel, rec in recorded.items():
-            found = by_hash.get(rec.input_sha256)
+            found = _by_hash(rec, by_hash.get(rec.input_sha256, []), before_root, befores)
             how = "record"
             if found is None:
                 found, how = _by_recorded_path(rec.input, before_root, befores), "record path"
@@ -349,14 +349,23 @@ def _walk(root: Path, recursive: bool, skip: Path | None) -> Iterator[tuple[Path
         yield here, sorted(files)
 
 
-def _hash_index(befores: dict[str, Path]) -> dict[str, str]:
-    index: dict[str, str] = {}
+def _hash_index(befores: dict[str, Path]) -> dict[str, list[str]]:
+    """Inputs by content hash; several when photos are byte-identical copies."""
+    index: dict[str, list[str]] = {}
     for rel, path in befores.items():
         try:
-            index.setdefault(sha256_file(path), rel)
+            index.setdefault(sha256_file(path), []).append(rel)
         except OSError:
             continue  # unreadable now: it can still pair by name, and reading it later says why
     return index
+
+
+def _by_hash(record: Record, same_content: list[str], before_root: Path, befores: dict[str, Path]) -> str | None:
+    """The input a record names by content; among identical copies, the one at its recorded path."""
+    if len(same_content) <= 1:
+        return same_content[0] if same_content else None
+    named = _by_recorded_path(record.input, before_root, {rel: befores[rel] for rel in same_content})
+    return named if named is not None else same_content[0]
 
 
 def _by_recorded_path(recorded: str, before_root: Path, befores: dict[str, Path]) -> str | None:
