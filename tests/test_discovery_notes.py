@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from photofix.cli import app
 from photofix.errors import UsageError
-from photofix.run.jobs import plan_jobs, skipped_inputs
+from photofix.run.jobs import PassedOver, plan_jobs
 
 runner = CliRunner()
 
@@ -51,14 +51,18 @@ def test_what_discovery_passes_over_is_counted(tmp_path: Path) -> None:
     (folder / "notes.txt").write_text("x")
     (folder / ".DS_Store").write_bytes(b"")
     (folder / "phone.heic").write_bytes(b"")  # read now, so not counted as passed over
-    skipped = skipped_inputs(str(folder))
+    def passed_over(spec: str, recursive: bool = False) -> PassedOver:
+        heard: list[PassedOver] = []
+        plan_jobs(spec, str(tmp_path / "out"), recursive=recursive, on_passed_over=heard.append)
+        return heard[0]
+
+    skipped = passed_over(str(folder))
     assert skipped.folders == 1 and skipped.by_extension == ((".cr2", 2), (".txt", 1))
     assert skipped.describe() == ("1 sub-folder not searched (add -r); "
                                   "files that are not photos photofix reads: 2 .cr2, 1 .txt")
-    recursive = skipped_inputs(str(folder), recursive=True)
+    recursive = passed_over(str(folder), recursive=True)
     assert recursive.folders == 0 and recursive.describe() == "files that are not photos photofix reads: 2 .cr2, 1 .txt"
-    assert skipped_inputs(str(folder / "a.jpg")).describe() is None
-
+    assert passed_over(str(folder / "a.jpg")).describe() is None
 
 def test_a_folder_run_says_what_it_passed_over_and_what_the_output_lost(tmp_path: Path) -> None:
     folder = tmp_path / "shoot"

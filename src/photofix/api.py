@@ -132,7 +132,7 @@ def restore_path(
     """
     from photofix.run.batch import FileOptions, remove_stale_temps, run_jobs
     from photofix.review.compare import preview_path
-    from photofix.run.jobs import check_output_folders, plan_jobs, skipped_inputs
+    from photofix.run.jobs import PassedOver, check_output_folders, plan_jobs
     from photofix.run import remote
 
     cluster = _cluster(engine, os.fspath(input), os.fspath(output))
@@ -147,11 +147,12 @@ def restore_path(
         jobs_planned, places = remote.plan_remote_jobs(input, output, recursive=recursive, output_format=format,
                                                        suffix=suffix, include=include, exclude=exclude)
     else:
+        def note_passed_over(passed: PassedOver) -> None:
+            if passed.describe():
+                on_event("note", f"{input}: passed over {passed.describe()}")
+
         jobs_planned = plan_jobs(input, output, recursive=recursive, output_format=format, suffix=suffix,
-                                 include=include, exclude=exclude)
-        passed_over = skipped_inputs(input, recursive).describe()
-        if passed_over:  # never skip in silence (issue 16)
-            on_event("note", f"{input}: passed over {passed_over}")
+                                 include=include, exclude=exclude, on_passed_over=note_passed_over)
     planned = plan_steps(requests, run, on_event)
     if not dry_run and places is None:
         check_output_folders(jobs_planned)

@@ -214,7 +214,7 @@ class _Loaded:
     def precision(self) -> str:
         if self._mixed_bf16:
             return "bf16-mixed"
-        return str(self._dtype).removeprefix("torch.").replace("float", "fp").replace("bfp16", "bf16")
+        return next(name for name, dtype in _DTYPES.items() if dtype == self._dtype)
 
     @contextlib.contextmanager
     def mixed_bf16(self) -> Iterator[None]:
@@ -347,7 +347,6 @@ def _load(
     path: Path,
     state_dict: dict[str, Any],
     expected_arch: str | None,
-    origin: WeightsOrigin,
     device: str | torch.device | None,
     precision: str,
     kind: type,
@@ -412,7 +411,7 @@ def load_model(
     check_backend(backend)
     path = Path(weights)
     origin = WeightsOrigin(path.name, model_id, sha256, hash_recorded_now)
-    descriptor, traits, torch_device, dtype = _load(path, read_state_dict(path), expected_arch, origin, device, precision,
+    descriptor, traits, torch_device, dtype = _load(path, read_state_dict(path), expected_arch, device, precision,
                                                      ImageModelDescriptor)
     rewritten = cpu_rewrites and torch_device.type == "cpu" and traits_of(traits.arch).cpu_rewrites
     if rewritten:
@@ -566,7 +565,7 @@ def load_masked_model(
     path = Path(weights)
     origin = WeightsOrigin(path.name, model_id, sha256, hash_recorded_now)
     state_dict = _without_traced_wrapper(read_state_dict(path))
-    descriptor, traits, torch_device, dtype = _load(path, state_dict, expected_arch, origin, device, precision,
+    descriptor, traits, torch_device, dtype = _load(path, state_dict, expected_arch, device, precision,
                                                      MaskedImageModelDescriptor)
     return LoadedMaskedModel(descriptor, traits, origin, torch_device, dtype)
 

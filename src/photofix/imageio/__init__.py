@@ -169,7 +169,7 @@ def write_image(image: Image, path: str | os.PathLike, *, format: str | None = N
 
 def writable_format(source_format: str) -> str:
     """The format an output takes from its source's: the same, or JPEG for a format only read (HEIF)."""
-    return source_format if source_format in _FORMATS else "JPEG"
+    return source_format if source_format in _FORMATS else _EXTENSION_FORMATS[READ_ONLY_OUTPUT_EXTENSION]
 
 
 def lost_on_write(image: Image, format: str) -> str | None:

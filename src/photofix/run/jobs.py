@@ -85,23 +85,8 @@ def _output_name(source: Path, fmt: str | None, suffix: str) -> str:
     return f"{source.stem}{suffix}{extension}"
 
 
-def _discover(spec: str, recursive: bool) -> tuple[list[Path], Path | None]:
-    """Input files and the base folder their relative paths are taken from (None: single file)."""
-    path = Path(spec)
-    if path.is_dir():
-        walker = path.rglob("*") if recursive else path.iterdir()
-        return sorted(p for p in walker if _is_image_file(p)), path
-    if path.is_file() or path.is_symlink():
-        return [path], None
-    if _GLOB_CHARS & set(spec):
-        matches = sorted(Path(p) for p in glob.glob(spec, recursive=recursive) if _is_image_file(Path(p)))
-        base = Path(os.path.commonpath([str(p.parent) for p in matches])) if matches else None
-        return matches, base
-    raise UsageError(f"{spec}: no such file or folder; check the path")
-
-
 @dataclass(frozen=True)
-class Skipped:
+class PassedOver:
     """What discovery passed over in INPUT, so a run can say so instead of skipping in silence."""
 
     folders: int = 0  # sub-folders not searched (no -r)
@@ -117,24 +102,30 @@ class Skipped:
         return "; ".join(parts) or None
 
 
-def skipped_inputs(input_spec: str, recursive: bool = False) -> Skipped:
-    """What a folder INPUT holds besides the photos a run takes (hidden entries are not counted)."""
-    path = Path(input_spec)
-    if input_spec == STDIO or not path.is_dir():
-        return Skipped()
-    folders, extensions = 0, Counter()
-    try:
-        entries = path.rglob("*") if recursive else path.iterdir()
-        for entry in entries:
-            if any(part.startswith(".") for part in entry.relative_to(path).parts):
-                continue
-            if entry.is_dir():
+def _discover(spec: str, recursive: bool) -> tuple[list[Path], Path | None, PassedOver]:
+    """Input files, the base folder their relative paths are taken from (None: single file), and
+    what a folder held besides (one walk: a library of photos is listed once)."""
+    path = Path(spec)
+    if path.is_dir():
+        photos, folders, extensions = [], 0, Counter()
+        for entry in path.rglob("*") if recursive else path.iterdir():
+            if _is_image_file(entry):
+                photos.append(entry)
+            elif any(part.startswith(".") for part in entry.relative_to(path).parts):
+                continue  # hidden: .photofix/ and other tools' own files are nobody's photos
+            elif entry.is_dir():
                 folders += not recursive
-            elif not _is_image_file(entry) and not entry.name.lower().endswith(PREVIEW_SUFFIX):
+            elif not entry.name.lower().endswith(PREVIEW_SUFFIX):
                 extensions[entry.suffix.lower()] += 1
-    except OSError:
-        return Skipped()
-    return Skipped(folders, tuple(sorted(extensions.items(), key=lambda item: (-item[1], item[0]))))
+        by_count = tuple(sorted(extensions.items(), key=lambda item: (-item[1], item[0])))
+        return sorted(photos), path, PassedOver(folders, by_count)
+    if path.is_file() or path.is_symlink():
+        return [path], None, PassedOver()
+    if _GLOB_CHARS & set(spec):
+        matches = sorted(Path(p) for p in glob.glob(spec, recursive=recursive) if _is_image_file(Path(p)))
+        base = Path(os.path.commonpath([str(p.parent) for p in matches])) if matches else None
+        return matches, base, PassedOver()
+    raise UsageError(f"{spec}: no such file or folder; check the path")
 
 
 def plan_jobs(
@@ -146,6 +137,7 @@ def plan_jobs(
     suffix: str = "",
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    on_passed_over: Callable[[PassedOver], None] | None = None,
 ) -> list[Job]:
     """Map the command line's INPUT and OUTPUT to jobs; raise UsageError for impossible combinations.
 
@@ -154,7 +146,8 @@ def plan_jobs(
     mapped to one output. A job whose output is another input gets a ``problem`` and fails alone.
 
     ``include``/``exclude`` are globs on each input's path relative to INPUT (``/``-separated);
-    a pattern without ``/`` is matched against the file name alone.
+    a pattern without ``/`` is matched against the file name alone. ``on_passed_over`` hears what a
+    folder INPUT held besides its photos.
     """
     if input_spec == STDIO:
         out = None if output_spec == STDIO else Path(output_spec)
@@ -162,7 +155,9 @@ def plan_jobs(
             raise UsageError(f"{output_spec}: stdin has no file name; give an output file, not a folder")
         return [Job(None, out)]
 
-    inputs, base = _discover(input_spec, recursive)
+    inputs, base, passed_over = _discover(input_spec, recursive)
+    if on_passed_over is not None:
+        on_passed_over(passed_over)  # never skip in silence (issue 16)
     if include or exclude:
         inputs = [p for p in inputs if _selected(p, base, include, exclude)]
     if not inputs and (include or exclude):
@@ -319,8 +314,7 @@ def _selected(path: Path, base: Path | None, include: Sequence[str], exclude: Se
 
 
 __all__ = [
-    "Skipped",
-    "skipped_inputs",
+    "PassedOver",
     "FileResult",
     "ImageProcessor",
     "Job",

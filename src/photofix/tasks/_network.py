@@ -20,15 +20,13 @@ def plan_network(task: str, run: RunSettings, params: Any, recorded: dict[str, A
         weights = run.weights
         weights_sha256 = file_hash(weights)
         step = Step(task, weights.name, weights_sha256, recorded)
-        entry = None
+        entry = grey = None
     else:
         entry = choose_entry(manifest, task, run.model, run.tier, params.scale, params.kind, on_cpu=where.type == "cpu")
-        step = Step(task, entry.id, entry_hash(entry), recorded)
-    # Grey photos get the task's one-channel model when none is named (issue 16: +6 dB on grey scans).
-    grey_id = manifest.grey_defaults.get(task) if run.model is None and run.weights is None else None
-    grey = manifest.get(grey_id) if grey_id and grey_id != entry.id else None
-    if grey is not None:
-        step = Step(task, entry.id, entry_hash(entry), {**recorded, "grey_photos": grey.id})
+        # Grey photos get the task's one-channel model when none is named (issue 16: +6 dB on grey scans).
+        grey_id = manifest.grey_defaults.get(task) if run.model is None else None
+        grey = manifest.get(grey_id) if grey_id and grey_id != entry.id else None
+        step = Step(task, entry.id, entry_hash(entry), recorded if grey is None else {**recorded, "grey_photos": grey.id})
 
     def build() -> Any:
         from photofix.store.choice import default_overlap

@@ -9,7 +9,7 @@ from typing import Any, Optional
 from photofix import settings
 from photofix.errors import UsageError, WeightsError
 from photofix.run.provenance import Step
-from photofix.tasks._shared import device, entry_hash, fetch_announced, file_hash, mask_hooks, set_threads
+from photofix.tasks._shared import device, entry_hash, fetch_announced, file_hash, load_announced, mask_hooks, set_threads
 from photofix.tasks.spec import Notify, PlannedStep, RunSettings, TaskSpec, option
 
 DETECTORS = ("auto", "yunet", "builtin")
@@ -81,9 +81,8 @@ def plan(run: RunSettings, options: FacesOptions, notify: Notify) -> PlannedStep
     _, export = mask_hooks(None, options.mask_out)
 
     def build() -> Any:
-        from photofix.engine.models import load_entry, load_model
+        from photofix.engine.models import load_model
         from photofix.methods.faces import CascadeDetector, YuNetDetector
-        from photofix.tasks._shared import announce_entry, announce_hash
         from photofix.tasks.face_processor import FacesProcessor, model_face_fn
 
         set_threads(run.threads)
@@ -94,8 +93,8 @@ def plan(run: RunSettings, options: FacesOptions, notify: Notify) -> PlannedStep
         if entry is None:
             model = load_model(run.weights, device=where, precision=run.precision)
         else:
-            model = load_entry(entry, offline=announce_entry(entry, run, notify), device=where, precision=run.precision)
-            announce_hash(entry, model.hash_recorded_now, model.sha256, notify)
+            # load_model as the loader: face models are called on their torch network (traits' face_call)
+            model = load_announced(entry, run, notify, load_model)
         if model.arch not in ("GFPGAN", "CodeFormer", "RestoreFormer"):
             raise UsageError(f"{model.source} holds a {model.arch} model; faces takes GFPGAN, CodeFormer or RestoreFormer weights")
         if options.fidelity is not None and model.arch != "CodeFormer":

@@ -159,6 +159,12 @@ class DeshadowProcessor:
     overlap: int = 80
     _auto: Any = field(default=None, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.model is not None:
+            from photofix.engine.tiling import AutoTile  # torch is loaded: a model exists
+
+            self._auto = AutoTile(self.model)  # measures at the first photo, only if it is needed
+
     @property
     def label(self) -> str:
         return self.model_label
@@ -188,7 +194,7 @@ class DeshadowProcessor:
         """
         import cv2
 
-        from photofix.engine.tiling import AutoTile, run_tiled
+        from photofix.engine.tiling import run_tiled
 
         if not np.any(mask >= 0.5):
             return pixels
@@ -201,8 +207,6 @@ class DeshadowProcessor:
 
         tile = self.tile
         if tile is None:
-            if self._auto is None:
-                self._auto = AutoTile(model)
             tile = self._auto.side(run, stacked.shape[2], *stacked.shape[:2])
         relit = run_tiled(run, stacked, tile=tile, overlap=self.overlap, multiple_of=model.tile_grid,
                           device=model.device, dtype=model.dtype, progress=on_tile, least_side=model.minimum_size)

@@ -72,7 +72,9 @@ class Restorer:
         # Below min_tile a model's tiled output departs from its whole-image output
         # (global statistics inside the network): auto sizing never goes below it.
         self.min_tile = min_tile
-        self._auto: Any = None  # AutoTile, made at the first image when tile is None
+        from photofix.engine.tiling import AutoTile  # torch is loaded: a model exists
+
+        self._auto = AutoTile(model, min_tile)  # measures at the first photo, only if it is needed
         # Tiles per forward; None: as many as fit on a GPU (engine.tiling.auto_tile_batch), 1 elsewhere.
         self.tile_batch = tile_batch
         self.last_tile: int | None = None
@@ -100,11 +102,9 @@ class Restorer:
 
     def _run(self, fn: Callable[[Any], Any], pixels: Any, on_tile: TileProgress | None,
              finish: Callable[[Any], Any] | None = None) -> Any:
-        from photofix.engine.tiling import AutoTile, run_tiled
+        from photofix.engine.tiling import run_tiled
 
         tile = self.tile
-        if self._auto is None:
-            self._auto = AutoTile(self.model, self.min_tile)
         if tile is None:
             tile = self._auto.side(fn, pixels.shape[2], *pixels.shape[:2])
         self.last_tile = tile
@@ -186,7 +186,7 @@ class Chain:
         for (_, processor), (_, following) in zip(self.steps, self.steps[1:]):
             # the next step computes on float pixels, unless it keeps finished ones as they are
             # (faces pastes into them: an x4 upscale before it keeps its 8-bit canvas)
-            if isinstance(processor, (Restorer, GreyAware)) and not getattr(following, "accepts_finished", False):
+            if hasattr(processor, "finished_output") and not getattr(following, "accepts_finished", False):
                 processor.finished_output = False
 
     @property
