@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -119,7 +121,7 @@ def test_progress_reports_every_tile() -> None:
     reports: list[tuple[int, int]] = []
     run_tiled(lambda x: x, np.zeros((100, 100, 3), np.float32), tile=40, overlap=8, progress=lambda d, t: reports.append((d, t)))
     total = plan_tiles(100, 100, 40, 8).count
-    assert reports == [(i, total) for i in range(1, total + 1)]
+    assert reports == [(i, total) for i in range(0, total + 1)]  # (0, n) first: the bar shows before tile 1 ends
 
 
 def test_measured_memory_sees_internal_allocations_and_repeats_exactly() -> None:
@@ -332,3 +334,38 @@ def test_upscale_stays_float_while_floats_are_still_needed(compact_x4, astronaut
     assert after.pixels.dtype == np.float32
     before, _ = _as_before(restorer).restore(image)
     assert after.pixels.tobytes() == before.pixels.tobytes()
+
+
+def test_auto_tile_counts_a_model_once_per_home_and_reuses_the_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 16 item 6: the counting probe (and the torch._dynamo import it brings) cost every one-file run ~1.5 s
+    from types import SimpleNamespace
+
+    from photofix.engine import tiling
+
+    monkeypatch.setenv("PHOTOFIX_HOME", str(tmp_path / "home"))
+    counted: list[int] = []
+    real = tiling.measure_bytes_per_pixel
+
+    def counting(*args, **kwargs):  # noqa: ANN002, ANN003
+        counted.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tiling, "measure_bytes_per_pixel", counting)
+
+    def model(sha256: str | None, dtype: torch.dtype = torch.float32) -> SimpleNamespace:
+        return SimpleNamespace(device=torch.device("cpu"), tile_grid=1, tiling_discouraged=False, sha256=sha256,
+                               arch="Fake", dtype=dtype)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.conv2d(x, torch.ones(16, 3, 3, 3), padding=1).mean(1, keepdim=True).expand(-1, 3, -1, -1)
+
+    first = tiling.AutoTile(model("a" * 64)).side(fn, 3, 4000, 3000)
+    again = tiling.AutoTile(model("a" * 64)).side(fn, 3, 4000, 3000)  # a later run: read back, not counted
+    assert (first, again, len(counted)) == (again, first, 1)
+    tiling.AutoTile(model("b" * 64)).side(fn, 3, 4000, 3000)  # other weights
+    tiling.AutoTile(model("a" * 64, torch.bfloat16)).side(fn, 3, 4000, 3000)  # other precision
+    tiling.AutoTile(model(None)).side(fn, 3, 4000, 3000)  # no hash known: counted, not kept
+    tiling.AutoTile(model(None)).side(fn, 3, 4000, 3000)
+    assert len(counted) == 5
+    (tmp_path / "home" / "tile_memory.json").write_text("{not json")  # damaged: counted again, never fatal
+    assert tiling.AutoTile(model("a" * 64)).side(fn, 3, 4000, 3000) == first and len(counted) == 6

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport
+from photofix.archs._deferred_import import import_spandrel
 
-from photofix.archs.ffdnet import FFDNetArch
-from photofix.archs.scratch_unet import ScratchUNetArch
-from photofix.archs.shadowformer import ShadowFormerArch
-from photofix.archs.traits import ArchTraits, NoiseLevelCall, traits_of
+import_spandrel()  # before any spandrel name: keeps torchvision out of start-up (see the module)
+
+from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport  # noqa: E402
+
+from photofix.archs.ffdnet import FFDNetArch  # noqa: E402
+from photofix.archs.scratch_unet import ScratchUNetArch  # noqa: E402
+from photofix.archs.shadowformer import ShadowFormerArch  # noqa: E402
+from photofix.archs.traits import ArchTraits, NoiseLevelCall, traits_of  # noqa: E402
 
 
 @lru_cache(maxsize=1)

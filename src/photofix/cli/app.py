@@ -84,10 +84,13 @@ def run_task(input: str, output: str, common: Common, requests: list[Any]) -> No
         raise typer.Exit(EXIT_USAGE)
 
     _interrupt_on_sigterm()
+    reporter.waiting()
     try:
         summary, interrupted = _run_files(input, output, common, requests, reporter)
     except KeyboardInterrupt:  # while loading code or planning, before the first file
         summary, interrupted = {}, True
+    finally:
+        reporter.stop_waiting()
     if interrupted:
         _ignore_further_signals()
         reporter.error("interrupted; finished outputs are kept, nothing half-written was left; run the same command to resume")

@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.status import Status
 from rich.table import Table
 
 from photofix import settings
@@ -88,6 +89,7 @@ class Reporter:
         self.results: list[FileResult] = []
         self.started = time.perf_counter()
         self._progress: Progress | None = None
+        self._status: Status | None = None
         self._files_task: Any = None
         self._tiles_task: Any = None
 
@@ -96,6 +98,8 @@ class Reporter:
     def info(self, text: str) -> None:
         if not self.quiet and not self.json_mode:
             self.err.print(text)
+            if self._status is not None:  # "loading X" and the like: what start-up is busy with now
+                self._status.update(f"[dim]{escape(printable(text))}[/dim]")
 
     def detail(self, text: str) -> None:
         if self.verbose and not self.quiet:
@@ -111,11 +115,24 @@ class Reporter:
             self.err.print(f"[yellow]note:[/yellow] {escape(printable(text))}")
 
     def error(self, text: str) -> None:
+        self.stop_waiting()
         self.err.print(f"[bold red]error:[/bold red] {escape(printable(text))}")
 
     # --- progress ---------------------------------------------------------------
 
+    def waiting(self) -> None:
+        """A spinner until the files bar: loading torch and a model takes seconds before any file starts."""
+        if self.interactive and self._status is None:
+            self._status = self.err.status("[dim]starting: loading the model[/dim]")
+            self._status.start()
+
+    def stop_waiting(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
     def start(self, total_files: int) -> None:
+        self.stop_waiting()
         if not self.interactive:
             return
         self._progress = Progress(
@@ -190,6 +207,7 @@ class Reporter:
     # --- end ----------------------------------------------------------------------
 
     def finish(self, *, interrupted: bool = False) -> dict[str, Any]:
+        self.stop_waiting()
         if self._progress is not None:
             self._progress.stop()
             self._progress = None

@@ -17,7 +17,6 @@ reach (the caller says; 40.3 dB, NAFNet SIDD, when it does not): 59.7 dB for den
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -27,9 +26,8 @@ from typing import Any
 
 import torch
 
-from photofix import settings
-from photofix._files import write_text_atomic
 from photofix.engine.cpu_features import cpu_capabilities
+from photofix.engine.measured import MeasuredStore
 
 TRUTH_DROP_DB = 0.05
 # PSNR(candidate vs fp32) must exceed the fp32 path's own PSNR against the truth by this much.
@@ -93,33 +91,24 @@ def gate_key(weights_sha256: str, bound_db: float) -> str:
 
 
 class VerdictCache:
-    """Verdicts by ``gate_key`` in one JSON file; an unreadable file is measured over, never fatal."""
+    """Verdicts by ``gate_key`` in ``precision_gate.json``; see ``engine.measured``."""
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or settings.photofix_home() / CACHE_FILE
+        self._store = MeasuredStore(path or CACHE_FILE)
 
-    def _read(self) -> dict[str, Any]:
-        try:
-            found = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return found if isinstance(found, dict) else {}
+    @property
+    def path(self) -> Path:
+        return self._store.path
 
     def get(self, key: str) -> GateVerdict | None:
-        raw = self._read().get(key)
+        raw = self._store.get(key)
         try:
             return GateVerdict(**raw) if isinstance(raw, dict) else None
         except TypeError:  # written by another release with other fields
             return None
 
     def put(self, key: str, verdict: GateVerdict) -> None:
-        found = self._read()
-        found[key] = asdict(verdict)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(self.path, json.dumps(found, indent=1, sort_keys=True, default=str))
-        except OSError:
-            pass  # a read-only home costs a measurement per run, nothing else
+        self._store.put(key, asdict(verdict))
 
 
 def settle_cpu_precision(model: Any, run: Callable[[torch.Tensor], torch.Tensor], crop: torch.Tensor,

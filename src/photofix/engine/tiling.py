@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from photofix.engine.measured import MeasuredStore
 from photofix.errors import TileOutOfMemory
 
 ModelFn = Callable[[torch.Tensor], torch.Tensor]
@@ -245,6 +246,8 @@ def _run_plan(
     wys, wxs = axis_windows(plan.ys, scale), axis_windows(plan.xs, scale)
     blender = _Blender(plan, scale, finish)
     done = 0
+    if progress is not None:  # a first tile can take tens of seconds on a CPU: say the count now
+        progress(0, plan.count)
     for run in _batches(plan, batch):
         spans = [(*plan.ys[i], *plan.xs[j]) for i, j in run]
         tiles_in = _tiles_in(image, spans, device, dtype)
@@ -430,6 +433,9 @@ def auto_tile_batch(device: torch.device | str, bytes_per_pixel: float, tile: in
     return max(1, min(maximum, int(free * 0.4 // max(bytes_per_pixel * tile * tile, 1.0))))
 
 
+_MEASURED = MeasuredStore("tile_memory.json")
+
+
 class AutoTile:
     """``--tile auto`` for one loaded model: memory per pixel counted once, a side chosen per image.
 
@@ -444,9 +450,29 @@ class AutoTile:
         self._per_pixel: float | None = None
 
     def _measure(self, fn: ModelFn, channels: int) -> float:
+        # The count is exact, so a later run may reuse it: it spares that run the probe and the
+        # torch._dynamo import the counting mode brings (~1.5 s of every one-file run).
+        key = self._key(channels)
+        kept = _MEASURED.get(key) if key else None
+        if isinstance(kept, (int, float)) and kept > 0:
+            return float(kept)
         # Counted on torch's network: an OpenVINO run allocates outside torch, where nothing counts it.
         with getattr(self.model, "running_torch", contextlib.nullcontext)():
-            return measure_bytes_per_pixel(fn, channels, self.model.device)
+            per_pixel = measure_bytes_per_pixel(fn, channels, self.model.device)
+        if key:
+            _MEASURED.put(key, per_pixel)
+        return per_pixel
+
+    def _key(self, channels: int) -> str | None:
+        """Everything the count depends on: the network (its weights' hash), channels, device, dtype, code."""
+        sha256 = getattr(self.model, "sha256", None)
+        if not sha256:
+            return None
+        from photofix import __version__
+
+        parts = (sha256, getattr(self.model, "arch", "?"), f"{channels}ch", torch.device(self.model.device).type,
+                 str(getattr(self.model, "dtype", "?")), f"torch {torch.__version__}", f"photofix {__version__}")
+        return "|".join(parts)
 
     def side(self, fn: ModelFn, channels: int, height: int, width: int) -> int:
         if self._per_pixel is None:
