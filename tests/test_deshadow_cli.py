@@ -57,12 +57,11 @@ def test_detected_and_given_masks_relight_the_shadow_and_leave_the_rest(shadowed
     assert result.exit_code == 0, result.stderr
     auto = _read(out)
     exported = np.asarray(PILImage.open(masks / "coffee_mask.png")) > 127
-    iou = np.sum(exported & (shadow > 0.5)) / np.sum(exported | (shadow > 0.5))
-    # measured: IoU 0.31 and 23.81 -> 25.23 dB (the detector finds the shadow's core on the wall,
-    # not the part over the darker cup rim); with the true mask the gain is much larger (below)
-    assert iou > 0.25
-    assert psnr(auto, clean) > psnr(before, clean) + 1.0
-    np.testing.assert_array_equal(auto[far], before[far])
+    # the detector is not sure of this shadow (an 8-px Gaussian edge, softer than the real cast
+    # shadows it was set on): the photo comes back unchanged, the mask empty, and the line says why
+    assert not exported.any()
+    np.testing.assert_array_equal(auto, before)
+    assert "unchanged:" in result.output + result.stderr and "give --mask" in result.output + result.stderr
 
     given_out = tmp_path / "given.png"
     result = runner.invoke(app, ["deshadow", str(path), str(given_out), "--mask", str(mask_path)])

@@ -100,13 +100,15 @@ def deshadow(
     """Find the shadows (unless ``mask`` is given: any array ``mask_from_array`` reads) and relight them.
 
     ``details`` is ``remove_shadow``'s, plus ``mask_source`` ("given" or "detected") and, when
-    detected, ``detected_regions`` and ``candidate_regions``.
+    detected, ``detected_regions`` and ``candidate_regions``. When the detection is unsure
+    (``deshadow_mask.confidence``: grey photo, nothing shadow-like, too little or too much of
+    the photo) the photo comes back unchanged with ``left_alone``: the reason, one sentence.
     """
     image = checked_image(pixels)
     detection: ShadowDetection | None = None
     if mask is None:
         detection = detect_shadows(image, sensitivity=sensitivity, min_area=min_area)
-        soft = detection.mask
+        soft = detection.mask_to_use
     else:
         soft = mask_from_array(mask, image.shape)
     relit, details, used = _relight(image, soft, feather=feather, match_texture=match_texture, max_gain=max_gain)
@@ -114,6 +116,8 @@ def deshadow(
     if detection is not None:
         details["detected_regions"] = sum(1 for r in detection.regions if r.kept)
         details["candidate_regions"] = len(detection.regions)
+        if detection.unsure:
+            details["left_alone"] = detection.unsure
     return DeshadowResult(relit.reshape(np.shape(pixels)), used, details)
 
 

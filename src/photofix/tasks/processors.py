@@ -16,7 +16,7 @@ import numpy as np
 
 from photofix._color import LUMA_601, luma
 from photofix.methods.deshadow import deshadow
-from photofix.methods.deshadow_mask import estimate_shadow_mask, mask_from_array
+from photofix.methods.deshadow_mask import detect_shadows, mask_from_array
 from photofix.errors import ImageError
 from photofix.imageio import Image
 from photofix.methods.inpaint import InpaintFn, inpaint_masked
@@ -176,14 +176,23 @@ class DeshadowProcessor:
                 result = deshadow(image.pixels, given, sensitivity=self.sensitivity, match_texture=self.match_texture)
                 pixels, mask, raw = result.pixels, result.mask, result.details
             else:
-                mask = estimate_shadow_mask(image.pixels, sensitivity=self.sensitivity) if given is None else mask_from_array(given, image.pixels.shape)
-                pixels, raw = self._relight_with_model(image.pixels, mask, on_tile), {"mask_source": "given" if given is not None else "detected"}
+                raw = {"mask_source": "given" if given is not None else "detected"}
+                if given is None:
+                    detection = detect_shadows(image.pixels, sensitivity=self.sensitivity)
+                    mask = detection.mask_to_use
+                    if detection.unsure:
+                        raw["left_alone"] = detection.unsure
+                else:
+                    mask = mask_from_array(given, image.pixels.shape)
+                pixels = self._relight_with_model(image.pixels, mask, on_tile)
         except ImageError as error:  # name the photo: the mask's message may name only the mask
             raise ImageError(f"{image.meta.source_name}: {error}") from error
         if self.mask_out is not None:
             self.mask_out(image, mask)
         details = {key: raw[key] for key in ("mask_source", "regions") if key in raw}
         details["shadow_percent"] = round(100 * float(np.mean(mask >= 0.5)), 2)
+        if raw.get("left_alone"):  # the detector was not sure: say why the photo is unchanged
+            details["note"] = f"unchanged: {raw['left_alone']} (give --mask to choose the shadow)"
         return replace(image, pixels=pixels), details
 
     def _relight_with_model(self, pixels: np.ndarray, mask: np.ndarray, on_tile: TileProgress | None) -> np.ndarray:
