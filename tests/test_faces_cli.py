@@ -204,3 +204,18 @@ def test_models_list_shows_the_face_models_and_detector_with_licences() -> None:
     assert not records["codeformer"]["commercial_use"] and not records["codeformer"]["default"]
     assert not records["restoreformer"]["commercial_use"]
     assert all(records[i]["verified_hash"] for i in ("gfpgan-v1.4", "codeformer", "restoreformer", "yunet-2023mar"))
+
+
+def test_a_dry_run_downloads_no_detector(astronaut_png: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the auto detector fetched YuNet while planning, even for --dry-run
+    from photofix.store import weights
+
+    def no_download(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise AssertionError("a dry run downloaded a file")
+
+    monkeypatch.setattr(weights, "fetch", no_download)
+    monkeypatch.delenv("PHOTOFIX_OFFLINE", raising=False)
+    done = invoke("faces", str(astronaut_png), str(store / "out.png"), "--dry-run", "-v")
+    assert done.exit_code == 0, done.stderr
+    assert "planned" in done.stderr and "yunet-2023mar is not cached: the run will download it" in done.stderr
+    assert not (store / "out.png").exists()

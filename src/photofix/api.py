@@ -136,7 +136,8 @@ def restore_path(
     from photofix.run import remote
 
     cluster = _cluster(engine, os.fspath(input), os.fspath(output))
-    run = _run_settings(model, weights, tier, device, precision, tile, tile_overlap, offline, threads, backend)
+    run = replace(_run_settings(model, weights, tier, device, precision, tile, tile_overlap, offline, threads, backend),
+                  dry_run=dry_run)
     requests = _requests(task, steps, options)
     input, output = os.fspath(input), os.fspath(output)
     places = None

@@ -52,6 +52,9 @@ def _detector_entry(run: RunSettings, choice: str, notify: Notify) -> Any:
         notify("note", f"{entry.id} is not cached and photofix is offline: finding faces with the built-in cascade, "
                        "which misses more faces (--detector builtin says so explicitly)")
         return None
+    if run.dry_run:  # a dry run downloads nothing; the real run fetches it here (or falls back, and says so)
+        notify("detail", f"{entry.id} is not cached: the run will download it (0.2 MB)")
+        return entry
     try:  # 232 KB: fetched while planning, so the record names the detector that really runs
         notify("info", f"downloading {entry.id} (0.2 MB), once; later runs use the cached copy")
         fetch(entry, offline=False)

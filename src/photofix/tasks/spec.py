@@ -156,6 +156,7 @@ class RunSettings:
     offline: bool | None = None
     threads: int | None = None
     backend: str = "auto"  # network runtime on a CPU: auto (OpenVINO where measured faster, if installed), torch, openvino
+    dry_run: bool = False  # plan and record only: nothing is downloaded while planning
 
     def __post_init__(self) -> None:
         if self.model and self.weights:
