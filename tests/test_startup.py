@@ -131,3 +131,19 @@ def test_a_network_run_shows_progress_from_the_start(tmp_path: Path, ffdnet_weig
     assert "starting: loading the model" in drawn  # the spinner, before any file starts
     assert re.search(r"tiles\S*\s.*?\b0/(\d+)", drawn), drawn  # the tile bar at 0 of N, before tile 1 ends
     assert (tmp_path / "out.png").is_file()
+
+
+COUNT_PROBE = """
+import sys
+import torch
+from photofix.engine.tiling import measure_bytes_per_pixel
+per_pixel = measure_bytes_per_pixel(lambda x: torch.nn.functional.conv2d(x, torch.ones(8, 3, 3, 3), padding=1), 3, "cpu")
+print("COUNT", per_pixel > 0, "torch._dynamo" in sys.modules)
+"""
+
+
+def test_counting_tile_memory_does_not_import_dynamo() -> None:
+    # torch wraps a dispatch mode in "disable dynamo", which imported torch._dynamo on a model's first run
+    done = subprocess.run([sys.executable, "-c", COUNT_PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "COUNT True False" in done.stdout, done.stdout

@@ -543,3 +543,18 @@ def test_corrupt_trust_file_is_a_clear_error(home, tmp_path):
     with pytest.raises(WeightsError, match="trusted_hashes.json") as info:
         weights.fetch(entry)
     assert "delete it" in str(info.value)
+
+
+def test_a_failed_url_download_does_not_suggest_a_hub_mirror(home, monkeypatch):
+    # the fresh-clone run's message for a GitHub-hosted model said "set HF_ENDPOINT", which only serves Hub files
+    entry = make_entry(UrlSource("https://example.invalid/w.pth", "w.pth"), GOOD)
+
+    def unreachable(url):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(weights, "_open_url", unreachable)
+    with pytest.raises(WeightsError) as info:
+        weights.fetch(entry)
+    said = str(info.value)
+    assert "example.invalid" in said and "HTTPS_PROXY" in said and "HF_ENDPOINT" not in said
+    assert "photofix models import m1 FILE" in said

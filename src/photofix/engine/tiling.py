@@ -370,6 +370,12 @@ def measure_bytes_per_pixel(fn: ModelFn, channels: int, device: torch.device | s
     counter = _LiveBytes()
 
     class Count(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls) -> bool:
+            # torch wraps a mode's dispatch in "disable dynamo", which imports torch._dynamo (~1.5 s
+            # of a one-file run); this mode never runs under torch.compile, so nothing is to disable
+            return False
+
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
             out = func(*args, **(kwargs or {}))
             for item in out if isinstance(out, (tuple, list)) else (out,):

@@ -67,7 +67,12 @@ def scratch_score(pixels: np.ndarray, *, max_width: int = 2, polarity: str = "bo
         raise UsageError(f"polarity must be one of {', '.join(POLARITIES)}, not {polarity!r}")
     if max_width < 1:
         raise UsageError(f"max_width must be at least 1 px, not {max_width}")
-    y = luminance(pixels)
+    response = thin_response(luminance(pixels), max_width, polarity)
+    return response - _LEVEL_WEIGHT * _local_level(response)
+
+
+def thin_response(y: np.ndarray, max_width: int, polarity: str) -> np.ndarray:
+    """H x W float32 top-hat of a luminance plane: the height of thin bright and/or dark structure."""
     length = 2 * max_width + 1
     lines = [_line_kernel(length, 180.0 * i / _DIRECTIONS) for i in range(_DIRECTIONS)]
     response = np.zeros(y.shape, dtype=np.float32)
@@ -77,7 +82,7 @@ def scratch_score(pixels: np.ndarray, *, max_width: int = 2, polarity: str = "bo
     if polarity in ("both", "dark"):
         closed = _extreme_over_lines(y, lines, cv2.MORPH_CLOSE, np.maximum)
         np.maximum(response, closed - y, out=response)
-    return response - _LEVEL_WEIGHT * _local_level(response)
+    return response
 
 
 def detect_scratches(
@@ -230,6 +235,7 @@ __all__ = [
     "dilate_mask",
     "luminance",
     "scratch_score",
+    "thin_response",
     "threshold_probability",
     "upsample_mask",
 ]

@@ -621,10 +621,11 @@ def _not_cached_message(entry: ModelEntry) -> str:
 
 
 def _download_failed_message(entry: ModelEntry, where: str, exc: object) -> str:
+    # HF_ENDPOINT (a Hub mirror) only helps files that come from the Hub
+    settings_hint = "HF_ENDPOINT / a proxy (HTTPS_PROXY)" if isinstance(entry.source, HubSource) else "a proxy (HTTPS_PROXY)"
     return (
         f"Could not download {entry.id!r} from {where}: {exc}. Check your connection or set "
-        "HF_ENDPOINT / a proxy (HTTPS_PROXY); or download the file elsewhere and run "
-        f"`photofix models import {entry.id} FILE`."
+        f"{settings_hint}; or download the file elsewhere and run `photofix models import {entry.id} FILE`."
     )
 
 
