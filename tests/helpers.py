@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 REV = "0123456789abcdef0123456789abcdef01234567"
@@ -91,3 +92,25 @@ class FakeHub:
         pointer.parent.mkdir(parents=True, exist_ok=True)
         pointer.symlink_to(os.path.relpath(blob, pointer.parent))
         return str(pointer)
+
+
+def randomize_batch_norm(net: torch.nn.Module) -> torch.nn.Module:
+    """Random batch-norm statistics, so that BN is not a no-op in a test; ``net`` in eval mode."""
+    for name, buffer in net.named_buffers():
+        if name.endswith("running_mean"):
+            buffer.normal_(0, 0.1)
+        elif name.endswith("running_var"):
+            buffer.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def assert_stray_and_missing_keys_refused(state: dict, wrapper: str, stray: str, missing: str, folder: Path) -> None:
+    """The loader is strict: ``state`` (saved under ``wrapper``) with one key more, or one fewer, does not load."""
+    from photofix.engine.models import load_model
+    from photofix.errors import ModelLoadError
+
+    assert stray not in state and missing in state
+    for name, changed in (("extra", {**state, stray: torch.zeros(1)}), ("missing", {k: v for k, v in state.items() if k != missing})):
+        torch.save({wrapper: changed}, folder / f"{name}.pt")
+        with pytest.raises(ModelLoadError, match="does not load"):
+            load_model(folder / f"{name}.pt", device="cpu")

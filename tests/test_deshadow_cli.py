@@ -86,13 +86,10 @@ def test_shadowformer_in_released_layout_is_used_once_cached(shadowed, tmp_path:
 
     import torch
 
-    from tests.test_model_lineup import unverified_manifest_text
+    from tests.test_model_lineup import use_unverified_manifest
     from tests.test_shadowformer import _random_network
 
-    monkeypatch.setenv("PHOTOFIX_HOME", str(tmp_path / "home"))
-    manifest = tmp_path / "manifest.toml"
-    manifest.write_text(unverified_manifest_text())
-    monkeypatch.setenv("PHOTOFIX_MANIFEST", str(manifest))
+    use_unverified_manifest(tmp_path, monkeypatch)
     path, mask_path, _, shadow = shadowed
     before = _read(path)
 
@@ -143,3 +140,58 @@ def test_shadowformer_in_released_layout_is_used_once_cached(shadowed, tmp_path:
     # --model classical still chooses the classical method with the model cached
     result = runner.invoke(app, ["deshadow", str(path), str(tmp_path / "c2.png"), "--model", "classical", "--json"])
     assert json.loads(result.stdout.splitlines()[0])["model"] == "classical"
+
+
+def _fdrnet_marking(path: Path, share: float, tmp_path: Path) -> Path:
+    """A random FDRNet in the release's layout whose last layer is shifted and scaled so that about
+    ``share`` of ``path``'s probability map is clearly shadow (random weights detect nothing in particular)."""
+    import torch
+
+    from photofix.tasks.processors import SHADOW_DETECT_SIDE
+    from tests.test_fdrnet import random_network, save_release_layout
+
+    net = random_network()
+    small = cv2.resize(_read(path), (SHADOW_DETECT_SIDE, SHADOW_DETECT_SIDE), interpolation=cv2.INTER_AREA)
+    with torch.no_grad():
+        logits = net(torch.from_numpy(small).permute(2, 0, 1)[None])
+        conv, gain = net.pred_conv[0], 4 / logits.std()
+        conv.bias.copy_(gain * (conv.bias - torch.quantile(logits.flatten(), 1 - share)))
+        conv.weight.mul_(gain)
+    return save_release_layout(net, tmp_path / "sbu_epoch_010.pt")
+
+
+def test_fdrnet_in_released_layout_gives_the_mask_once_cached(shadowed, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from tests.test_model_lineup import use_unverified_manifest
+
+    use_unverified_manifest(tmp_path, monkeypatch)
+    path, mask_path, _, _ = shadowed
+    before = _read(path)
+
+    def run(*args: str) -> tuple[dict, str]:
+        result = runner.invoke(app, ["deshadow", str(path), *args, "--json", "-v"])
+        assert result.exit_code == 0, result.stderr
+        return json.loads(result.stdout.splitlines()[0]), result.stderr
+
+    record, _ = run(str(tmp_path / "classical.png"))  # not cached: the classical detector, unchanged here
+    assert record["details"]["mask_source"] == "detected"
+
+    imported = runner.invoke(app, ["models", "import", "fdrnet-sbu", str(_fdrnet_marking(path, 0.2, tmp_path))])
+    assert imported.exit_code == 0, imported.stderr
+    listed = runner.invoke(app, ["models", "list", "--task", "deshadow", "--json"])
+    assert "fdrnet-sbu" not in listed.stdout  # a helper of deshadow, not a deshadow model
+
+    out, masks = tmp_path / "learned.png", tmp_path / "masks"
+    record, stderr = run(str(out), "--mask-out", str(masks))
+    assert record["model"] == "classical" and record["details"]["mask_source"] == "fdrnet"
+    assert 10 < record["details"]["shadow_percent"] < 30 and "note" not in record["details"]
+    assert "shadow mask from fdrnet-sbu" in stderr
+    exported = np.asarray(PILImage.open(masks / "coffee_mask.png"))
+    assert exported.shape == before.shape[:2] and 0.1 < (exported > 127).mean() < 0.3
+    assert np.abs(_read(out) - before).max() > 0.01  # relit where the detector marked shadow
+    np.testing.assert_array_equal(_read(out)[exported == 0], before[exported == 0])  # and nowhere else
+
+    record, stderr = run(str(tmp_path / "given.png"), "--mask", str(mask_path))  # --mask still wins
+    assert record["details"]["mask_source"] == "given" and "fdrnet" not in stderr
+    assert record["details"]["shadow_percent"] == pytest.approx(100 * float(np.mean(_read(mask_path) >= 0.5)), abs=0.5)

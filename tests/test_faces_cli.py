@@ -23,7 +23,7 @@ from skimage import data
 from typer.testing import CliRunner
 
 from photofix.cli import app
-from tests.test_model_lineup import unverified_manifest_text
+from tests.test_model_lineup import use_unverified_manifest
 
 runner = CliRunner()
 
@@ -93,10 +93,7 @@ def restoreformer_file(tmp_path_factory) -> Path:
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty model cache and the packaged manifest with hashes unverified (random files match none)."""
-    monkeypatch.setenv("PHOTOFIX_HOME", str(tmp_path / "home"))
-    manifest = tmp_path / "weights_manifest.toml"
-    manifest.write_text(unverified_manifest_text())
-    monkeypatch.setenv("PHOTOFIX_MANIFEST", str(manifest))
+    use_unverified_manifest(tmp_path, monkeypatch)
     return tmp_path
 
 

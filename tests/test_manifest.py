@@ -17,6 +17,7 @@ EXPECTED_IDS = {
     "restoreformer",
     "yunet-2023mar",
     "shadowformer-istd-plus",
+    "fdrnet-sbu",
     "bopb-scratch-detect",
     "big-lama",
     "ddcolor-tiny",
@@ -322,7 +323,7 @@ def test_manifest_params_that_are_task_options_pass_the_options_own_checks() -> 
     for entry in load_manifest().entries:
         spec = TASKS.get(entry.task)
         if spec is None:
-            continue  # helper models (scratch-detect, inpaint, face-detect) have no options of their own
+            continue  # helper models (scratch-detect, inpaint, face-detect, shadow-detect) have no options of their own
         fields = {field.name: field for field in spec.option_fields()}
         for key, value in entry.params.items():
             if key in fields:

@@ -129,6 +129,15 @@ def unverified_manifest_text() -> str:
     return re.sub(r"size_bytes = \d+\n", "", text)
 
 
+def use_unverified_manifest(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty PHOTOFIX_HOME and the unverified manifest in ``folder``: random files import as released models."""
+    monkeypatch.setenv("PHOTOFIX_HOME", str(folder / "home"))
+    manifest = folder / "manifest.toml"
+    manifest.write_text(unverified_manifest_text())
+    monkeypatch.setenv("PHOTOFIX_MANIFEST", str(manifest))
+    return manifest
+
+
 @pytest.fixture(scope="module")
 def unverified_manifest(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("manifest") / "weights_manifest.toml"
@@ -148,8 +157,10 @@ def small_photos(tmp_path_factory) -> Path:
 
 # The scratch-repair pair (detector + inpainter) runs as one command: tests/test_scratch_cli.py;
 # deshadow needs a mask next to its model: tests/test_deshadow_cli.py; face models run on aligned
-# faces, not tiles, beside a face detector: tests/test_faces_cli.py.
-ENTRIES = [e for e in load_manifest().entries if e.task not in ("scratch-detect", "inpaint", "deshadow", "faces", "face-detect")]
+# faces, not tiles, beside a face detector: tests/test_faces_cli.py; the shadow detector gives
+# deshadow its mask: tests/test_fdrnet.py and tests/test_deshadow_cli.py.
+ENTRIES = [e for e in load_manifest().entries
+           if e.task not in ("scratch-detect", "inpaint", "deshadow", "faces", "face-detect", "shadow-detect")]
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e.id for e in ENTRIES])

@@ -16,6 +16,7 @@ import torch
 from photofix.archs.scratch_unet import ScratchUNet, ScratchUNetArch
 from photofix.errors import ModelLoadError
 from photofix.engine.models import load_model, read_state_dict
+from tests.helpers import assert_stray_and_missing_keys_refused, randomize_batch_norm
 from tests.test_model_lineup import BUILDERS
 
 ARCH = "BOPBScratchUNet"
@@ -24,13 +25,7 @@ ARCH = "BOPBScratchUNet"
 def _random_net(seed: int = 0, **config) -> ScratchUNet:
     """A ScratchUNet with random weights *and* batch-norm statistics (so BN is not a no-op)."""
     torch.manual_seed(seed)
-    net = ScratchUNet(**config)
-    for name, buffer in net.named_buffers():
-        if name.endswith("running_mean"):
-            buffer.normal_(0, 0.1)
-        elif name.endswith("running_var"):
-            buffer.uniform_(0.5, 2.0)
-    return net.eval()
+    return randomize_batch_norm(ScratchUNet(**config))
 
 
 def _training_checkpoint(net: ScratchUNet) -> dict:
@@ -71,15 +66,8 @@ def test_release_layout_loads_strictly_and_keeps_size(release_like) -> None:
 
 
 def test_extra_or_missing_keys_are_refused(release_like, tmp_path: Path) -> None:
-    state = dict(release_like[1].state_dict())
-    state["up_path.0.up.2.stray"] = torch.zeros(1)
-    torch.save({"model_state": state}, tmp_path / "extra.pt")
-    with pytest.raises(ModelLoadError, match="does not load"):
-        load_model(tmp_path / "extra.pt", device="cpu")
-    del state["up_path.0.up.2.stray"], state["down_path.1.block.5.bias"]
-    torch.save({"model_state": state}, tmp_path / "missing.pt")
-    with pytest.raises(ModelLoadError, match="does not load"):
-        load_model(tmp_path / "missing.pt", device="cpu")
+    state = release_like[1].state_dict()
+    assert_stray_and_missing_keys_refused(state, "model_state", "up_path.0.up.2.stray", "down_path.1.block.5.bias", tmp_path)
 
 
 def test_call_is_sigmoid_of_net_on_minus_one_to_one(release_like) -> None:

@@ -14,6 +14,7 @@ import_spandrel()  # before any spandrel name: keeps torchvision out of start-up
 
 from spandrel import MAIN_REGISTRY, ArchRegistry, ArchSupport  # noqa: E402
 
+from photofix.archs.fdrnet import FDRNetArch  # noqa: E402
 from photofix.archs.ffdnet import FFDNetArch  # noqa: E402
 from photofix.archs.scratch_unet import ScratchUNetArch  # noqa: E402
 from photofix.archs.shadowformer import ShadowFormerArch  # noqa: E402
@@ -35,6 +36,7 @@ def registry() -> ArchRegistry:
     reg.add(ArchSupport.from_architecture(ScratchUNetArch()))
     # spandrel's Uformer detector also matches ShadowFormer's keys (and then fails to load).
     reg.add(ArchSupport.from_architecture(ShadowFormerArch(), before=("Uformer",)))
+    reg.add(ArchSupport.from_architecture(FDRNetArch()))
     return reg
 
 

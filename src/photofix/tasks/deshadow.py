@@ -35,15 +35,23 @@ def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedS
 
     recorded = SPEC.recorded(options)
     hooks = mask_hooks(options.mask, options.mask_out)
+    detector = _cached_detector(options)  # decided now and recorded: it changes every mask
+    if detector is not None:
+        recorded = {**recorded, "shadow_detector": detector.id}
+    mask_from = "--mask" if options.mask else f"the {detector.id} detector" if detector else "the classical detector"
 
     def processor(**learned: Any) -> DeshadowProcessor:
+        if detector is not None:
+            set_threads(run.threads)
+            learned["detector"] = load_announced(detector, run, notify)
         return DeshadowProcessor(options.sensitivity, options.match_texture, *hooks, **learned)
 
     def classical(note: str | None = None) -> PlannedStep:
         def build() -> Any:
             if note:
                 note_once("deshadow-classical-default", note, notify)  # every run repeated it (issue 16)
-            notify("detail", "deshadow: classical; shadow mask from darkness and colour cues, relit by measured gains")
+            cues = "darkness and colour cues" if detector is None else detector.id
+            notify("detail", f"deshadow: classical; shadow mask from {cues}, relit by measured gains")
             return processor()
 
         return PlannedStep(Step("deshadow", "classical", None, recorded), build)
@@ -77,12 +85,25 @@ def plan(run: RunSettings, options: DeshadowOptions, notify: Notify) -> PlannedS
 
         set_threads(run.threads)
         model = load_announced(entry, run, notify, load_masked_model)
-        notify("detail", f"deshadow: model {entry.id} on {model.device}, {model.precision}, "
-                         f"mask from {'--mask' if options.mask else 'the classical detector'}")
+        notify("detail", f"deshadow: model {entry.id} on {model.device}, {model.precision}, mask from {mask_from}")
         overlap = entry.tile_overlap if run.tile_overlap is None else run.tile_overlap
         return processor(model=model, model_label=entry.id, overlap=overlap, tile=run.tile_side)
 
     return PlannedStep(Step("deshadow", entry.id, entry_hash(entry), recorded), build)
+
+
+def _cached_detector(options: DeshadowOptions) -> Any:
+    """The learned shadow detector's manifest entry when its weights are cached, else None.
+
+    Never downloaded by a run (``photofix models download fdrnet-sbu`` fetches it); not loaded
+    when one mask file is given for the photo, since nothing is left to detect.
+    """
+    from photofix.store.manifest import load_manifest
+    from photofix.store.weights import cached_path
+
+    if options.mask is not None and options.mask.is_file():
+        return None
+    return next((e for e in load_manifest().for_task("shadow-detect") if cached_path(e) is not None), None)
 
 
 SPEC = TaskSpec(
@@ -92,7 +113,8 @@ SPEC = TaskSpec(
 
     Classical by default (no download). Once 'photofix models download shadowformer-istd-plus'
     has fetched it, the ShadowFormer network (MIT) relights the masked shadows instead;
-    --model classical keeps the classical method.
+    --model classical keeps the classical method. Once 'photofix models download fdrnet-sbu'
+    has fetched it, the FDRNet shadow detector (MIT) finds the shadow mask for either method.
 
     Works best on shadows falling on fairly uniform surfaces (walls, paper, ground, skin);
     it cannot tell a shadow from a dark object of the same colour, and it does not help at

@@ -143,11 +143,44 @@ class ScratchRepairProcessor:
 
 # --- deshadow ------------------------------------------------------------------------
 
+# The learned shadow detector (FDRNet) sees the photo squashed to the square it was trained on.
+SHADOW_DETECT_SIDE = 400
+# Probabilities under this count as lit: a sigmoid never reaches 0, and a mask that is not 0
+# would relight the whole photo a little. Ramped (not cut) so no seam appears at the floor.
+SHADOW_FLOOR = 0.05
+# Less learned shadow than this (fraction of the photo at >= 0.5) and the photo is left alone.
+MIN_LEARNED_SHADOW = 0.005
+
+
+def shadow_mask_with_model(detector: LoadedModel, pixels: np.ndarray) -> np.ndarray:
+    """Soft H x W shadow mask in [0, 1] from a learned detector's probability map.
+
+    The photo is resized to ``SHADOW_DETECT_SIDE`` square (FDRNet's training size), the
+    probability enlarged bilinearly back to the photo's size (its soft edges become the
+    penumbra the relighting ramps across), and values under ``SHADOW_FLOOR`` ramp to 0.
+    """
+    import cv2
+    import torch
+
+    height, width = pixels.shape[:2]
+    rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
+    side = SHADOW_DETECT_SIDE
+    shrink = cv2.INTER_AREA if min(height, width) > side else cv2.INTER_LINEAR
+    small = cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), (side, side), interpolation=shrink)
+    x = torch.from_numpy(small).permute(2, 0, 1)[None].to(detector.device, detector.dtype)
+    probability = detector(x)[0, 0].float().cpu().numpy()
+    full = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
+    return np.clip((full - SHADOW_FLOOR) / (1 - SHADOW_FLOOR), 0, 1).astype(np.float32)
+
 
 @dataclass
 class DeshadowProcessor:
     """Find (or take) a soft shadow mask, then relight: measured per-channel gains (classical)
-    or a mask-guided network such as ShadowFormer, pasted back only around the shadow."""
+    or a mask-guided network such as ShadowFormer, pasted back only around the shadow.
+
+    The mask is the user's, else the learned ``detector``'s (FDRNet) when one is loaded, else
+    the classical detector's; details name it as ``mask_source``.
+    """
 
     sensitivity: float = 1.0
     match_texture: bool = False
@@ -155,6 +188,8 @@ class DeshadowProcessor:
     mask_out: Callable[[Image, np.ndarray], None] | None = None
     model: LoadedMaskedModel | None = None
     model_label: str = "classical"
+    detector: LoadedModel | None = None  # a learned shadow detector; None: the classical one
+    detector_label: str = "fdrnet"
     tile: int | None = None  # None: the engine's choice from the model's memory and tiling advice
     overlap: int = 80
     _auto: Any = field(default=None, init=False, repr=False)
@@ -171,8 +206,14 @@ class DeshadowProcessor:
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
         given = self.user_mask(image) if self.user_mask is not None else None
+        learned = given is None and self.detector is not None
         try:
-            if self.model is None:
+            if learned:
+                given = shadow_mask_with_model(self.detector, image.pixels)
+            if learned and np.mean(given >= 0.5) < MIN_LEARNED_SHADOW:
+                pixels, mask = image.pixels, np.zeros(image.pixels.shape[:2], np.float32)
+                raw: dict[str, Any] = {"left_alone": f"the shadow detector found shadow on under {100 * MIN_LEARNED_SHADOW:g} % of the photo"}
+            elif self.model is None:
                 result = deshadow(image.pixels, given, sensitivity=self.sensitivity, match_texture=self.match_texture)
                 pixels, mask, raw = result.pixels, result.mask, result.details
             else:
@@ -187,6 +228,8 @@ class DeshadowProcessor:
                 pixels = self._relight_with_model(image.pixels, mask, on_tile)
         except ImageError as error:  # name the photo: the mask's message may name only the mask
             raise ImageError(f"{image.meta.source_name}: {error}") from error
+        if learned:
+            raw["mask_source"] = self.detector_label
         if self.mask_out is not None:
             self.mask_out(image, mask)
         details = {key: raw[key] for key in ("mask_source", "regions") if key in raw}
@@ -229,4 +272,11 @@ class DeshadowProcessor:
         return out
 
 
-__all__ = ["DETECT_SHORT_SIDE", "ColorizeProcessor", "DeshadowProcessor", "ScratchRepairProcessor", "detect_with_model"]
+__all__ = [
+    "DETECT_SHORT_SIDE",
+    "ColorizeProcessor",
+    "DeshadowProcessor",
+    "ScratchRepairProcessor",
+    "detect_with_model",
+    "shadow_mask_with_model",
+]
