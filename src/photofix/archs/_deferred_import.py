@@ -65,7 +65,7 @@ def import_spandrel() -> types.ModuleType:
     try:
         return importlib.import_module("spandrel")
     except Exception:
-        _forget(("spandrel", "spandrel."))
+        _forget("spandrel")
         _remove(stand_ins)
         return importlib.import_module("spandrel")
     finally:
@@ -78,7 +78,7 @@ def _remove(stand_ins: dict[str, types.ModuleType]) -> None:
             del sys.modules[name]
 
 
-def _forget(prefixes: tuple[str, ...]) -> None:
-    """Drop a half-done import of spandrel so the plain import starts afresh."""
-    for name in [n for n in sys.modules if n == prefixes[0] or n.startswith(prefixes[1])]:
+def _forget(package: str) -> None:
+    """Drop a half-done import of ``package`` so the plain import starts afresh."""
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
         del sys.modules[name]

@@ -172,6 +172,17 @@ class ModelTraits:
     noise_level: NoiseLevelCall | None  # non-blind denoisers: how the level is passed
 
 
+@contextlib.contextmanager
+def _set_within(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """``owner.name`` is ``value`` inside the block, and what it was after."""
+    before = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, before)
+
+
 @dataclass(frozen=True)
 class WeightsOrigin:
     """Where a model's weights came from, fixed when it is loaded."""
@@ -216,14 +227,9 @@ class _Loaded:
             return "bf16-mixed"
         return next(name for name, dtype in _DTYPES.items() if dtype == self._dtype)
 
-    @contextlib.contextmanager
-    def mixed_bf16(self) -> Iterator[None]:
+    def mixed_bf16(self) -> contextlib.AbstractContextManager[None]:
         """Run calls inside the block under CPU bf16 autocast (the gate's candidate)."""
-        before, self._mixed_bf16 = self._mixed_bf16, True
-        try:
-            yield
-        finally:
-            self._mixed_bf16 = before
+        return _set_within(self, "_mixed_bf16", True)
 
     def settle_precision(self, verdict: Any) -> None:
         """Keep the gate's choice for good: bf16 autocast if ``verdict.accepted``, else fp32 as loaded."""
@@ -296,14 +302,9 @@ class LoadedModel(_Loaded):
             self.backend_note = f"OpenVINO failed at {tuple(x.shape[-2:])} px ({reason}); running with torch"
             return None
 
-    @contextlib.contextmanager
-    def running_torch(self) -> Iterator[None]:
+    def running_torch(self) -> contextlib.AbstractContextManager[None]:
         """Calls inside the block run the torch network (to count its memory per pixel)."""
-        kept, self._openvino = self._openvino, None
-        try:
-            yield
-        finally:
-            self._openvino = kept  # the CPU rewrites were applied: feed NHWC-strided input
+        return _set_within(self, "_openvino", None)
 
     @torch.inference_mode()
     def __call__(self, x: torch.Tensor, sigma: float | None = None) -> torch.Tensor:

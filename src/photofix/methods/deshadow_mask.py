@@ -140,8 +140,7 @@ class ShadowRegion:
     width: float  # px between the 25 % and 75 % points of the edge
     centre: float  # px from the border (inside positive) where the step is half done
     chroma: float  # chroma_consistency of the step
-    kept: bool
-    sure: bool = False  # its edge looks like a real cast shadow's (``_is_sure``)
+    kept: bool  # its border passed the checks, including ``_is_sure`` on colour photos
 
 
 @dataclass
@@ -327,9 +326,8 @@ def _verify(candidates: np.ndarray, logs: np.ndarray, colour: bool) -> tuple[lis
             and region.step[-1] >= min_step
             and region.chroma >= _MIN_CHROMA
             and region.area <= max_area * candidates.size
+            and (not colour or _is_sure(region))
         )
-        region.sure = region.kept and (not colour or _is_sure(region))
-        region.kept = region.sure
         regions.append(region)
         if region.kept:
             _draw_ramp(soft, labels, stats[k], k, region.width, region.centre)

@@ -67,19 +67,26 @@ def detect_with_model(detector: LoadedModel, pixels: np.ndarray, *, short_side: 
     there (``scratch.upsample_mask``), so thin scratches stay thin continuous bands instead of
     blocks of working pixels.
     """
-    import cv2
-    import torch
-
     height, width = pixels.shape[:2]
     grey = luminance(pixels)
     factor = min(1.0, short_side / min(height, width))
     grid = max(16, detector.multiple_of)
     work_h = max(grid, round(height * factor / grid) * grid)
     work_w = max(grid, round(width * factor / grid) * grid)
-    small = cv2.resize(grey, (work_w, work_h), interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-    x = torch.from_numpy(np.ascontiguousarray(small, dtype=np.float32))[None, None].to(detector.device, detector.dtype)
-    probability = detector(x)[0, 0].float().cpu().numpy()
+    probability = _probability_map(detector, grey, (work_w, work_h), shrink=factor < 1)
     return upsample_mask(probability, (height, width), threshold=threshold)
+
+
+def _probability_map(detector: LoadedModel, pixels: np.ndarray, size: tuple[int, int], *, shrink: bool) -> np.ndarray:
+    """A one-channel detector's output map for ``pixels`` (H x W or H x W x C) resized to ``size`` (w, h)."""
+    import cv2
+    import torch
+
+    small = cv2.resize(np.ascontiguousarray(pixels, dtype=np.float32), size,
+                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    x = torch.from_numpy(small)
+    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    return detector(x.to(detector.device, detector.dtype))[0, 0].float().cpu().numpy()
 
 
 @dataclass
@@ -160,15 +167,11 @@ def shadow_mask_with_model(detector: LoadedModel, pixels: np.ndarray) -> np.ndar
     penumbra the relighting ramps across), and values under ``SHADOW_FLOOR`` ramp to 0.
     """
     import cv2
-    import torch
 
     height, width = pixels.shape[:2]
     rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels[..., :3]
     side = SHADOW_DETECT_SIDE
-    shrink = cv2.INTER_AREA if min(height, width) > side else cv2.INTER_LINEAR
-    small = cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), (side, side), interpolation=shrink)
-    x = torch.from_numpy(small).permute(2, 0, 1)[None].to(detector.device, detector.dtype)
-    probability = detector(x)[0, 0].float().cpu().numpy()
+    probability = _probability_map(detector, rgb, (side, side), shrink=min(height, width) > side)
     full = cv2.resize(probability, (width, height), interpolation=cv2.INTER_LINEAR)
     return np.clip((full - SHADOW_FLOOR) / (1 - SHADOW_FLOOR), 0, 1).astype(np.float32)
 
@@ -206,37 +209,44 @@ class DeshadowProcessor:
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
         given = self.user_mask(image) if self.user_mask is not None else None
-        learned = given is None and self.detector is not None
         try:
-            if learned:
-                given = shadow_mask_with_model(self.detector, image.pixels)
-            if learned and np.mean(given >= 0.5) < MIN_LEARNED_SHADOW:
+            mask, source, unsure = self._mask(image, given)
+            raw: dict[str, Any] = {}
+            if unsure:
                 pixels, mask = image.pixels, np.zeros(image.pixels.shape[:2], np.float32)
-                raw: dict[str, Any] = {"left_alone": f"the shadow detector found shadow on under {100 * MIN_LEARNED_SHADOW:g} % of the photo"}
             elif self.model is None:
-                result = deshadow(image.pixels, given, sensitivity=self.sensitivity, match_texture=self.match_texture)
+                result = deshadow(image.pixels, mask, sensitivity=self.sensitivity, match_texture=self.match_texture)
                 pixels, mask, raw = result.pixels, result.mask, result.details
+                unsure = raw.get("left_alone")
             else:
-                raw = {"mask_source": "given" if given is not None else "detected"}
-                if given is None:
-                    detection = detect_shadows(image.pixels, sensitivity=self.sensitivity)
-                    mask = detection.mask_to_use
-                    if detection.unsure:
-                        raw["left_alone"] = detection.unsure
-                else:
-                    mask = mask_from_array(given, image.pixels.shape)
+                mask = mask_from_array(mask, image.pixels.shape)
                 pixels = self._relight_with_model(image.pixels, mask, on_tile)
         except ImageError as error:  # name the photo: the mask's message may name only the mask
             raise ImageError(f"{image.meta.source_name}: {error}") from error
-        if learned:
-            raw["mask_source"] = self.detector_label
         if self.mask_out is not None:
             self.mask_out(image, mask)
-        details = {key: raw[key] for key in ("mask_source", "regions") if key in raw}
+        details = {"mask_source": source, **{key: raw[key] for key in ("regions",) if key in raw}}
         details["shadow_percent"] = round(100 * float(np.mean(mask >= 0.5)), 2)
-        if raw.get("left_alone"):  # the detector was not sure: say why the photo is unchanged
-            details["note"] = f"unchanged: {raw['left_alone']} (give --mask to choose the shadow)"
+        if unsure:  # the detector was not sure: say why the photo is unchanged
+            details["note"] = f"unchanged: {unsure} (give --mask to choose the shadow)"
         return replace(image, pixels=pixels), details
+
+    def _mask(self, image: Image, given: np.ndarray | None) -> tuple[np.ndarray | None, str, str | None]:
+        """(mask, its source, why the photo is left alone or None): the user's, else the learned
+        detector's, else the classical detector's. The mask is None when the classical relighting
+        is to find it itself (it then reports its own reasons)."""
+        if given is not None:
+            return given, "given", None
+        if self.detector is not None:
+            learned = shadow_mask_with_model(self.detector, image.pixels)
+            if np.mean(learned >= 0.5) < MIN_LEARNED_SHADOW:
+                return learned, self.detector_label, (f"the shadow detector found shadow on under "
+                                                      f"{100 * MIN_LEARNED_SHADOW:g} % of the photo")
+            return learned, self.detector_label, None
+        if self.model is None:
+            return None, "detected", None
+        detection = detect_shadows(image.pixels, sensitivity=self.sensitivity)
+        return detection.mask_to_use, "detected", detection.unsure
 
     def _relight_with_model(self, pixels: np.ndarray, mask: np.ndarray, on_tile: TileProgress | None) -> np.ndarray:
         """Run the network tile by tile on RGB + mask; keep its output only in and around the shadow.
