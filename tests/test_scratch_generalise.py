@@ -87,30 +87,32 @@ def measured() -> dict[tuple[str, int], tuple[float, float]]:
 
 
 def test_unseen_damage_is_found_and_repair_gains(measured) -> None:
-    # measured (no growth, Telea): F1 0.567/0.579 rocket, 0.619/0.639 coffee, 0.676/0.592 camera
-    # (mean 0.612); gain +5.76/+5.54, +2.87/+2.74, +4.83/+4.17 dB (mean +4.32). With 2 px of growth
-    # (the old default) the gains were +4.60/+4.60, +1.35/+1.27, +2.63/+1.82 (mean +2.71).
+    # measured (no growth, Telea): F1 0.802/0.769 rocket, 0.685/0.731 coffee, 0.689/0.648 camera
+    # (mean 0.721); gain +12.04/+7.90, +3.31/+4.43, +3.89/+5.08 dB (mean +6.11). Before stretches
+    # along the scene's edges were dropped: F1 mean 0.612, gains mean +4.32, lowest +2.74.
     f1 = [f for f, _ in measured.values()]
     gains = [g for _, g in measured.values()]
-    assert np.mean(f1) >= 0.57, measured
-    assert np.mean(gains) >= 3.8, measured
-    assert min(gains) >= 2.2, measured
+    assert np.mean(f1) >= 0.68, measured
+    assert np.mean(gains) >= 5.5, measured
+    assert min(gains) >= 3.0, measured
 
 
 def test_smooth_fur_photo_keeps_its_high_gain() -> None:
-    # the cat (fur, whiskers): measured F1 0.906/0.940, gain +13.58/+13.86 dB
+    # the cat (fur, whiskers): measured F1 0.890/0.873, gain +11.18/+8.39 dB. Before stretches along
+    # the scene's edges were dropped: 0.906/0.940, +13.58/+13.86 (arcs that follow the cat's own
+    # edges for a stretch are now left there: the price of keeping its whiskers and eyes)
     clean = data.chelsea()[:, :300].astype(np.float32) / 255
     for seed in (1, 2):
         f1, gain = _metrics(clean, *arcs_and_flecks(clean, seed))
-        assert f1 >= 0.85 and gain >= 12.0, (seed, f1, gain)
+        assert f1 >= 0.85 and gain >= 7.5, (seed, f1, gain)
 
 
 def test_a_clean_portrait_is_barely_masked_and_its_features_not_at_all() -> None:
     face = data.astronaut()[:256, 128:384].astype(np.float32) / 255
     plain = detect_scratches(face)
     mask, _ = protect_face_features(plain, faces_for_protection(face, CascadeDetector()))
-    # measured: 1.34 % of the 256 px crop and 3.55 % of the features box (brows, eyes, nose, mouth)
-    # with the detector alone; 0.97 % and 0.39 % with the face's features kept out (the CLI's path)
-    assert plain.mean() <= 0.016
-    assert mask.mean() <= 0.011
-    assert mask[80:160, 52:147].mean() <= 0.008
+    # measured: 0.96 % of the 256 px crop with the detector alone; 0.66 % of it and 0.22 % of the
+    # features box (brows, eyes, nose, mouth) with the face's features kept out (the CLI's path)
+    assert plain.mean() <= 0.012
+    assert mask.mean() <= 0.008
+    assert mask[80:160, 52:147].mean() <= 0.005

@@ -94,15 +94,17 @@ def _far_from_damage(coverage: np.ndarray) -> np.ndarray:
 
 # photo, minimum recall, maximum false-positive rate (damaged photo, far from damage), maximum
 # fraction of the clean photo flagged, minimum PSNR gain of detect + inpaint_masked(Telea), dB.
-# Measured (damage seed 1, default settings): astronaut recall 0.838, FPR 0.98 %, clean 1.34 %,
-# PSNR 23.58 -> 27.21 dB (+3.63); coffee 0.788, 1.23 %, 1.42 %, 24.22 -> 26.37 (+2.15);
-# chelsea 0.859, 0.02 %, 0.11 %, 23.58 -> 36.38 (+12.80). Busy photos lose recall and gain
-# false positives on genuine thin detail (rims, eyes, wood grain): no classical detector can
-# tell a specular rim from a scratch.
+# Measured (damage seed 1, default settings): astronaut recall 0.738, FPR 0.48 %, clean 0.67 %,
+# PSNR 23.58 -> 28.20 dB (+4.63); coffee 0.755, 0.85 %, 0.98 %, 24.22 -> 27.12 (+2.90);
+# chelsea 0.686, 0.02 %, 0.09 %, 23.58 -> 29.90 (+6.32). Busy photos gain false positives on
+# genuine thin detail (rims, eyes, wood grain). Before stretches along the scene's edges were
+# dropped (``scratch_edges``): recall 0.838 / 0.788 / 0.859, FPR 0.98 / 1.23 / 0.02 %, gains
+# +3.63 / +2.15 / +12.80 dB: the busy photos gained, the smooth cat lost the strokes that run
+# beside its own edges for a stretch.
 PHOTOS = {
-    "astronaut": (0.80, 0.012, 0.016, 3.2),
-    "coffee": (0.75, 0.015, 0.017, 1.8),
-    "chelsea": (0.82, 0.002, 0.003, 12.0),
+    "astronaut": (0.70, 0.007, 0.009, 4.2),
+    "coffee": (0.72, 0.011, 0.012, 2.5),
+    "chelsea": (0.65, 0.002, 0.003, 5.5),
 }
 
 
@@ -146,8 +148,8 @@ def test_grey_sixteen_bit_input_is_repaired_at_full_precision(chelsea: np.ndarra
     mask = detect_scratches(damaged)
     result = inpaint_masked(damaged, mask, inpaint_classical)
     assert result.pixels.shape == clean.shape
-    # measured 23.45 -> 36.81 dB
-    assert psnr(result.pixels, clean) - psnr(damaged, clean) >= 10.0
+    # measured 24.35 -> 32.44 dB (-> 40.57 with keep_along_edges=True: the cat again)
+    assert psnr(result.pixels, clean) - psnr(damaged, clean) >= 7.0
     outside = ~dilate_mask(mask, 1)
     assert np.array_equal(result.pixels[outside], damaged[outside])
     filled = result.pixels[mask, 0]

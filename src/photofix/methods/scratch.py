@@ -19,11 +19,14 @@ surrounds it. Grey-level morphology measures exactly that on the luminance:
   threshold are kept where their connected piece also reaches 1.5x it, so a scratch is kept
   whole along its faint stretches while isolated texture specks are dropped; pieces smaller
   than ``min_area`` are noise.
+* damage crosses the scene's edges at random; thin highlights and gaps run *along* them, so
+  stretches of the mask that follow a strong edge of the scene are dropped
+  (``scratch_edges``; ``keep_along_edges=True`` keeps them).
 
 Measured on scikit-image's astronaut, coffee and chelsea with drawn strokes and spots (see
 tests/test_scratch_repair.py), default settings: 67-89 % of the visible damage is found, and
-up to ~1.4 % of a busy photo's clean pixels are flagged (rims, eyes, wood grain: real thin
-detail, which no classical detector can tell from a scratch; 0.1 % on the cat). On portraits,
+up to ~0.9 % of a busy photo's clean pixels are flagged (rims, eyes, wood grain: real thin
+detail; 0.1 % on the cat; benchmarks/SCRATCH_EVAL.md has the broad evaluation). On portraits,
 ``methods.scratch_faces`` keeps the faces' eyes, brows, nose and mouth out of this mask. The
 learned detector is the accurate one; this one needs no weights.
 
@@ -37,6 +40,7 @@ import numpy as np
 
 from photofix._color import LUMA_601, luma
 from photofix.errors import UsageError
+from photofix.methods.scratch_edges import drop_along_edges
 
 _DIRECTIONS = 8  # line orientations, 22.5 degrees apart
 _LEVEL_BLOCK = 32  # px: blocks over which the local response level is measured
@@ -63,12 +67,16 @@ def scratch_score(pixels: np.ndarray, *, max_width: int = 2, polarity: str = "bo
     ``2 * max_width + 1`` px long, so antialiased rims of such scratches are caught too and
     wider shapes are left alone. ``polarity`` restricts to ``bright`` or ``dark`` damage.
     """
+    _check_shape_options(max_width, polarity)
+    response = thin_response(luminance(pixels), max_width, polarity)
+    return response - _LEVEL_WEIGHT * _local_level(response)
+
+
+def _check_shape_options(max_width: int, polarity: str) -> None:
     if polarity not in POLARITIES:
         raise UsageError(f"polarity must be one of {', '.join(POLARITIES)}, not {polarity!r}")
     if max_width < 1:
         raise UsageError(f"max_width must be at least 1 px, not {max_width}")
-    response = thin_response(luminance(pixels), max_width, polarity)
-    return response - _LEVEL_WEIGHT * _local_level(response)
 
 
 def thin_response(y: np.ndarray, max_width: int, polarity: str) -> np.ndarray:
@@ -94,6 +102,7 @@ def detect_scratches(
     polarity: str = "both",
     min_area: int = 3,
     dilate: int = 0,
+    keep_along_edges: bool = False,
 ) -> np.ndarray:
     """Bool H x W mask of thin scratches and small spots, bright and dark.
 
@@ -109,10 +118,18 @@ def detect_scratches(
     polarity: ``both``, ``bright`` (prints: scraped emulsion is white) or ``dark`` (dust).
     min_area: connected pieces smaller than this many px are dropped as noise.
     dilate: grow the mask by this many px, so inpainting also replaces antialiased rims.
+    keep_along_edges: keep the stretches that lie along the scene's strong edges; by default
+        they are dropped (``scratch_edges``): damage crosses edges, the thin highlights and
+        gaps beside them are the photo's own.
     """
-    score = scratch_score(pixels, max_width=max_width, polarity=polarity)
+    y = luminance(pixels)
+    _check_shape_options(max_width, polarity)
+    response = thin_response(y, max_width, polarity)
+    score = response - _LEVEL_WEIGHT * _local_level(response)
     low = max(_robust_threshold(score, sensitivity), _MIN_CONTRAST) if threshold is None else float(threshold)
     mask = _hysteresis(score, low, _HYSTERESIS * low, min_area)
+    if not keep_along_edges:
+        mask = drop_along_edges(mask, y)
     return dilate_mask(mask, dilate)
 
 

@@ -53,28 +53,45 @@ class ColorizeProcessor:
 # --- scratch-repair ------------------------------------------------------------------
 
 # Short side the detection UNet sees: the scale "Bringing Old Photos Back to Life" runs it at
-# (its scale_256 mode), which is the scale its scratches were synthesised at in training.
+# (its detection.py rescales every photo, up or down, to this short side), which is the scale
+# its scratches were synthesised at in training.
 DETECT_SHORT_SIDE = 256
 DETECT_THRESHOLD = 0.4
 
 
 def detect_with_model(detector: LoadedModel, pixels: np.ndarray, *, short_side: int = DETECT_SHORT_SIDE,
                       threshold: float = DETECT_THRESHOLD) -> np.ndarray:
-    """Bool H x W scratch mask from the learned detector run at a working resolution.
+    """Bool H x W scratch mask from the learned detector run at its working resolution.
 
-    The grey photo is shrunk so its short side is ``short_side`` (sides rounded to the model's
-    multiple of 16), the probability map is enlarged bilinearly to full size and thresholded
-    there (``scratch.upsample_mask``), so thin scratches stay thin continuous bands instead of
-    blocks of working pixels.
+    The probability map (``scratch_probability``) is enlarged bilinearly to full size and
+    thresholded there (``scratch.upsample_mask``), so thin scratches stay thin continuous bands;
+    the authors enlarge it nearest-neighbour, which turns each working pixel into a block.
     """
     height, width = pixels.shape[:2]
-    grey = luminance(pixels)
-    factor = min(1.0, short_side / min(height, width))
+    return upsample_mask(scratch_probability(detector, pixels, short_side=short_side), (height, width), threshold=threshold)
+
+
+def scratch_probability(detector: LoadedModel, pixels: np.ndarray, *, short_side: int = DETECT_SHORT_SIDE) -> np.ndarray:
+    """The learned detector's probability map at its working size, the photo prepared as its authors do.
+
+    As in their ``detection.py``: the grey photo (ITU-R 601 luma of the encoded values, PIL's
+    "L") is first resized (bicubic) so its sides are multiples of 16, then with bilinear
+    interpolation, without antialiasing, so its short side is ``short_side`` (photos smaller
+    than that are enlarged) and both sides are multiples of 16.
+    The network sees what it saw when its authors measured it (tests/test_scratch_recipe.py).
+    """
+    import torch
+    import torch.nn.functional as F
+
     grid = max(16, detector.multiple_of)
-    work_h = max(grid, round(height * factor / grid) * grid)
-    work_w = max(grid, round(width * factor / grid) * grid)
-    probability = _probability_map(detector, grey, (work_w, work_h), shrink=factor < 1)
-    return upsample_mask(probability, (height, width), threshold=threshold)
+    height, width = (max(grid, round(side / grid) * grid) for side in pixels.shape[:2])
+    factor = short_side / min(height, width)
+    size = (max(grid, round(height * factor / grid) * grid), max(grid, round(width * factor / grid) * grid))
+    grey = torch.from_numpy(np.ascontiguousarray(luminance(pixels), dtype=np.float32))[None, None]
+    if (height, width) != pixels.shape[:2]:  # their first resize: PIL's bicubic, which torch's antialiased one matches
+        grey = F.interpolate(grey, size=(height, width), mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
+    work = F.interpolate(grey, size=size, mode="bilinear", align_corners=False)
+    return detector(work.to(detector.device, detector.dtype))[0, 0].float().cpu().numpy()
 
 
 def _probability_map(detector: LoadedModel, pixels: np.ndarray, size: tuple[int, int], *, shrink: bool) -> np.ndarray:
@@ -288,5 +305,6 @@ __all__ = [
     "DeshadowProcessor",
     "ScratchRepairProcessor",
     "detect_with_model",
+    "scratch_probability",
     "shadow_mask_with_model",
 ]
