@@ -190,27 +190,33 @@ def remove_stale_temps(outputs: Iterable[os.PathLike], *, older_than: float = ST
     so a photofix running at the same time never loses the file it is writing. Returns the
     paths removed; one that cannot be removed is left for a later run.
     """
+    removed: list[str] = []
+    now = time.time()
+    for entry in temps_beside(outputs):
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
+                os.unlink(entry.path)
+                removed.append(entry.path)
+        except OSError:
+            continue
+    return removed
+
+
+def temps_beside(outputs: Iterable[os.PathLike]) -> list[os.DirEntry]:
+    """photofix's temporary files (``.NAME.xxxxxxxx.tmp``) beside these outputs, as they are now."""
     names_by_folder: dict[str, set[str]] = {}
     for output in outputs:
         folder, name = os.path.split(os.fspath(output))
         names_by_folder.setdefault(folder or os.curdir, set()).add(name)
-    removed: list[str] = []
-    now = time.time()
+    found: list[os.DirEntry] = []
     for folder, names in names_by_folder.items():
         try:
             with os.scandir(folder) as entries:
-                candidates = [e for e in entries if temp_target(e.name) in names]
+                found.extend(e for e in entries if temp_target(e.name) in names)
         except OSError:
             continue  # no such folder yet: nothing was left there
-        for entry in candidates:
-            try:
-                info = entry.stat(follow_symlinks=False)
-                if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
-                    os.unlink(entry.path)
-                    removed.append(entry.path)
-            except OSError:
-                continue
-    return removed
+    return found
 
 
 # --- stage 1: check and read -------------------------------------------------------------
@@ -372,5 +378,6 @@ __all__ = [
     "remove_stale_temps",
     "restore_loaded",
     "run_jobs",
+    "temps_beside",
     "write_and_record",
 ]

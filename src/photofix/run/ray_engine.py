@@ -27,13 +27,25 @@ from typing import Any
 
 from photofix.errors import UsageError, WeightsError
 from photofix.run import remote
-from photofix.run.batch import FileOptions, Loaded, check_and_read, failure, remove_stale_temps, restore_loaded, write_and_record
+from photofix.run.batch import (
+    FileOptions,
+    Loaded,
+    check_and_read,
+    failure,
+    remove_stale_temps,
+    restore_loaded,
+    temps_beside,
+    write_and_record,
+)
 from photofix.run.jobs import FAILED, FileResult, ImageProcessor, Job
 from photofix.run.provenance import Record, RunLog
 
 __all__ = ["INSTALL_HINT", "BuildProcessor", "RayEngine", "require_ray", "run_on_ray"]
 
 INSTALL_HINT = 'pip install "photofix[ray]"'
+# After a stop: a temp file untouched this long (s) belongs to a write that was killed; past the
+# grace (s) every one left is removed, so Ctrl-C returns promptly.
+_WRITE_QUIET, _WRITE_GRACE = 2.0, 10.0
 
 # Builds the processor inside a worker, given the CPU threads the worker may use.
 BuildProcessor = Callable[[int | None], ImageProcessor]
@@ -260,9 +272,24 @@ def run_on_ray(
             # A worker stopped mid-write leaves its temp file; this run's outputs are ours to clean.
             outputs = [job.output for job in jobs if job.output is not None]
             extra = [written_beside(o) for o in outputs] if written_beside is not None else []
-            remove_stale_temps([*outputs, *extra], older_than=0)  # type: ignore[list-item]
+            _clear_cut_writes([*outputs, *extra])
         if started_ray:
             ray.shutdown()
+
+
+def _clear_cut_writes(outputs: list[Any]) -> None:
+    """Remove the temp files of the writes a stop cut short, telling them from writes still finishing.
+
+    Stopping the executor does not wait for its tasks: a write may still be going (it then
+    renames its temp file into place) or have been killed mid-file (its temp file stays). A
+    temp file left untouched for ``_WRITE_QUIET`` seconds is the second kind; after
+    ``_WRITE_GRACE`` seconds every one left goes.
+    """
+    deadline = time.monotonic() + _WRITE_GRACE
+    while temps_beside(outputs) and time.monotonic() < deadline:
+        remove_stale_temps(outputs, older_than=_WRITE_QUIET)
+        time.sleep(0.2)
+    remove_stale_temps(outputs, older_than=0)
 
 
 def _absolute(job: Job) -> Job:
