@@ -212,3 +212,34 @@ def test_without_ray_the_engine_says_how_to_install_it(photos: Path, tmp_path: P
     assert not (tmp_path / "out").exists()
     with pytest.raises(UsageError, match=r'pip install "photofix\[ray\]"'):
         list(restore_path("deshadow", photos, tmp_path / "out", engine="ray"))
+
+
+def test_a_stop_keeps_writes_that_finish_and_removes_those_cut_short(tmp_path: Path) -> None:
+    # After a stop the cluster's tasks end on their own time: a write still going must be allowed
+    # to rename its temp file into place; one killed mid-file leaves a temp file nobody touches.
+    import threading
+
+    from photofix.run.ray_engine import _clear_cut_writes
+
+    finishing, killed = tmp_path / "a.png", tmp_path / "b.png"
+    going, left = tmp_path / ".a.png.0123abcd.tmp", tmp_path / ".b.png.89abcdef.tmp"
+    left.write_bytes(b"half a photo")
+
+    def write_slowly() -> None:
+        with open(going, "wb") as out:
+            for _ in range(5):
+                out.write(b"x" * 1000)
+                out.flush()
+                os.utime(going)
+                time.sleep(0.3)
+        os.replace(going, finishing)
+
+    writer = threading.Thread(target=write_slowly)
+    writer.start()
+    time.sleep(0.1)  # the write has begun when the run is stopped
+    started = time.monotonic()
+    _clear_cut_writes([finishing, killed])
+    writer.join()
+    assert finishing.read_bytes() == b"x" * 5000  # its temp file was not taken from under it
+    assert not left.exists() and not going.exists()
+    assert time.monotonic() - started < 10.0  # measured about 2.2 s: the killed write's 2 s of quiet

@@ -67,16 +67,17 @@ def scratch_score(pixels: np.ndarray, *, max_width: int = 2, polarity: str = "bo
     ``2 * max_width + 1`` px long, so antialiased rims of such scratches are caught too and
     wider shapes are left alone. ``polarity`` restricts to ``bright`` or ``dark`` damage.
     """
-    _check_shape_options(max_width, polarity)
-    response = thin_response(luminance(pixels), max_width, polarity)
-    return response - _LEVEL_WEIGHT * _local_level(response)
+    return _score(luminance(pixels), max_width, polarity)
 
 
-def _check_shape_options(max_width: int, polarity: str) -> None:
+def _score(y: np.ndarray, max_width: int, polarity: str) -> np.ndarray:
+    """``scratch_score`` of a luminance plane."""
     if polarity not in POLARITIES:
         raise UsageError(f"polarity must be one of {', '.join(POLARITIES)}, not {polarity!r}")
     if max_width < 1:
         raise UsageError(f"max_width must be at least 1 px, not {max_width}")
+    response = thin_response(y, max_width, polarity)
+    return response - _LEVEL_WEIGHT * _local_level(response)
 
 
 def thin_response(y: np.ndarray, max_width: int, polarity: str) -> np.ndarray:
@@ -123,9 +124,7 @@ def detect_scratches(
         gaps beside them are the photo's own.
     """
     y = luminance(pixels)
-    _check_shape_options(max_width, polarity)
-    response = thin_response(y, max_width, polarity)
-    score = response - _LEVEL_WEIGHT * _local_level(response)
+    score = _score(y, max_width, polarity)
     low = max(_robust_threshold(score, sensitivity), _MIN_CONTRAST) if threshold is None else float(threshold)
     mask = _hysteresis(score, low, _HYSTERESIS * low, min_area)
     if not keep_along_edges:

@@ -57,7 +57,7 @@ def drop_along_edges(mask: np.ndarray, y: np.ndarray) -> np.ndarray:
     return keep
 
 
-def edge_field(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _edge_field(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(H x W step of the scene's strongest edge within ``NEAR`` px, H x W x 2 its unit normal (row, col)).
 
     The scene is ``y`` with thin structures taken out; the step is measured over about 2 px.
@@ -76,7 +76,7 @@ def edge_field(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _edges_at(y: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``edge_field`` at the pixels (rows, cols), computed in bands of ``_BAND`` rows holding any.
+    """``_edge_field`` at the pixels (rows, cols), computed in bands of ``_BAND`` rows holding any.
 
     The whole field of a 24 MP photo would take about 1 GB; a band's margin covers every filter's reach.
     """
@@ -87,7 +87,7 @@ def _edges_at(y: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[np.nda
         if not here.any():
             continue
         start = max(0, top - _MARGIN)
-        band_strength, band_normal = edge_field(y[start : min(y.shape[0], top + _BAND + _MARGIN)])
+        band_strength, band_normal = _edge_field(y[start : min(y.shape[0], top + _BAND + _MARGIN)])
         strength[here] = band_strength[rows[here] - start, cols[here]]
         normal[here] = band_normal[rows[here] - start, cols[here]]
     return strength, normal
@@ -114,4 +114,4 @@ def _directions(index: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> tuple[
     return np.stack([np.sin(angle), np.cos(angle)], axis=-1), elongated
 
 
-__all__ = ["EDGE", "NEAR", "SHARE", "TILE", "drop_along_edges", "edge_field"]
+__all__ = ["EDGE", "NEAR", "SHARE", "TILE", "drop_along_edges"]

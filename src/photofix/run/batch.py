@@ -190,9 +190,14 @@ def remove_stale_temps(outputs: Iterable[os.PathLike], *, older_than: float = ST
     so a photofix running at the same time never loses the file it is writing. Returns the
     paths removed; one that cannot be removed is left for a later run.
     """
+    return remove_temps(temps_beside(outputs), older_than=older_than)
+
+
+def remove_temps(entries: Iterable[os.DirEntry], *, older_than: float) -> list[str]:
+    """Remove the regular files among ``entries`` not modified for ``older_than`` s; the paths removed."""
     removed: list[str] = []
     now = time.time()
-    for entry in temps_beside(outputs):
+    for entry in entries:
         try:
             info = entry.stat(follow_symlinks=False)
             if stat.S_ISREG(info.st_mode) and now - info.st_mtime >= older_than:
@@ -376,6 +381,7 @@ __all__ = [
     "check_and_read",
     "failure",
     "remove_stale_temps",
+    "remove_temps",
     "restore_loaded",
     "run_jobs",
     "temps_beside",

@@ -33,6 +33,7 @@ from photofix.run.batch import (
     check_and_read,
     failure,
     remove_stale_temps,
+    remove_temps,
     restore_loaded,
     temps_beside,
     write_and_record,
@@ -286,8 +287,11 @@ def _clear_cut_writes(outputs: list[Any]) -> None:
     ``_WRITE_GRACE`` seconds every one left goes.
     """
     deadline = time.monotonic() + _WRITE_GRACE
-    while temps_beside(outputs) and time.monotonic() < deadline:
-        remove_stale_temps(outputs, older_than=_WRITE_QUIET)
+    while time.monotonic() < deadline:
+        left = temps_beside(outputs)
+        if not left:
+            return
+        remove_temps(left, older_than=_WRITE_QUIET)
         time.sleep(0.2)
     remove_stale_temps(outputs, older_than=0)
 

@@ -90,19 +90,21 @@ def scratch_probability(detector: LoadedModel, pixels: np.ndarray, *, short_side
     grey = torch.from_numpy(np.ascontiguousarray(luminance(pixels), dtype=np.float32))[None, None]
     if (height, width) != pixels.shape[:2]:  # their first resize: PIL's bicubic, which torch's antialiased one matches
         grey = F.interpolate(grey, size=(height, width), mode="bicubic", antialias=True, align_corners=False).clamp_(0.0, 1.0)
-    work = F.interpolate(grey, size=size, mode="bilinear", align_corners=False)
-    return detector(work.to(detector.device, detector.dtype))[0, 0].float().cpu().numpy()
+    return _run_map(detector, F.interpolate(grey, size=size, mode="bilinear", align_corners=False))
 
 
-def _probability_map(detector: LoadedModel, pixels: np.ndarray, size: tuple[int, int], *, shrink: bool) -> np.ndarray:
-    """A one-channel detector's output map for ``pixels`` (H x W or H x W x C) resized to ``size`` (w, h)."""
+def _probability_map(detector: LoadedModel, rgb: np.ndarray, size: tuple[int, int], *, shrink: bool) -> np.ndarray:
+    """A one-channel detector's output map for an H x W x 3 photo resized to ``size`` (w, h)."""
     import cv2
     import torch
 
-    small = cv2.resize(np.ascontiguousarray(pixels, dtype=np.float32), size,
+    small = cv2.resize(np.ascontiguousarray(rgb, dtype=np.float32), size,
                        interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    x = torch.from_numpy(small)
-    x = x[None, None] if x.ndim == 2 else x.permute(2, 0, 1)[None]
+    return _run_map(detector, torch.from_numpy(small).permute(2, 0, 1)[None])
+
+
+def _run_map(detector: LoadedModel, x: Any) -> np.ndarray:
+    """H x W float32: a one-channel detector's output for the 1 x C x H x W tensor ``x``."""
     return detector(x.to(detector.device, detector.dtype))[0, 0].float().cpu().numpy()
 
 
