@@ -16,7 +16,11 @@ Two shape families (``--family``):
 
 * ``occluder``: a board or wall held over the scene, a polygon of 5-8 corners covering
   8-45 % of the photo, often running off its edges (the ISTD recipe);
-* ``figure``: a pole or person: a long band from an edge with a rounded blob on it, 4-25 %.
+* ``figure``: a pole or person: a long band from an edge with a rounded blob on it, 4-25 %;
+* ``building``: a building's shadow, larger than the others: the photo cut by one or two
+  straight edges (a wall's, and a roof's that meets it at an angle), 30-70 % of the photo in
+  shadow, sometimes with a lit notch (a gap between buildings). Written for round 3 of
+  benchmarks/DESHADOW_EVAL.md before anything of that round's second step was tried.
 
 Writes ``OUT/shadow/NAME.png``, ``OUT/mask/NAME.png`` (the hard shape, white = shadow) and
 ``OUT/free/NAME.png`` (the untouched photo). Photos: scikit-image's colour photos and any
@@ -92,6 +96,27 @@ def figure_shape(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     raise RuntimeError("no figure of the wanted size")
 
 
+def building_shape(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """One or two straight edges across the photo, 30-70 % in shadow, sometimes a lit notch."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    for _ in range(100):
+        angle = rng.uniform(0, 2 * np.pi)
+        offset = rng.uniform(-0.3, 0.3) * max(h, w)
+        centre = np.array([w / 2, h / 2])
+        inside = (xx - centre[0]) * np.cos(angle) + (yy - centre[1]) * np.sin(angle) < offset
+        if rng.random() < 0.5:  # a roof line: a second edge at 30-80 degrees to the first
+            turn = angle + rng.choice([-1, 1]) * rng.uniform(0.5, 1.4)
+            corner = centre + rng.uniform(-0.3, 0.3, 2) * np.array([w, h])
+            inside &= (xx - corner[0]) * np.cos(turn) + (yy - corner[1]) * np.sin(turn) < rng.uniform(0, 0.3) * max(h, w)
+        if rng.random() < 0.3:  # a lit gap between two buildings
+            gap = rng.uniform(0.04, 0.12) * max(h, w)
+            across = (xx - centre[0]) * -np.sin(angle) + (yy - centre[1]) * np.cos(angle) - rng.uniform(-0.3, 0.3) * max(h, w)
+            inside &= np.abs(across) > gap / 2
+        if 0.3 <= inside.mean() <= 0.7:
+            return inside
+    raise RuntimeError("no building shadow of the wanted size")
+
+
 def cast(image: np.ndarray, shape: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The photo with ``shape`` in shadow (linear light, skylit tint, Gaussian penumbra)."""
     h, w = shape.shape
@@ -120,15 +145,16 @@ def save(path: Path, pixels: np.ndarray, quality: int | None = None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--family", choices=("occluder", "figure"), required=True)
+    parser.add_argument("--family", choices=("occluder", "figure", "building"), required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--extra", type=Path, action="append", default=[], help="more shadow-free photos")
     parser.add_argument("--no-skimage", action="store_true", help="only the --extra photos")
     parser.add_argument("--per-photo", type=int, default=2)
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
-    rng = np.random.default_rng([args.seed, args.family == "figure"])
-    draw = occluder_shape if args.family == "occluder" else figure_shape
+    families = {"occluder": occluder_shape, "figure": figure_shape, "building": building_shape}
+    rng = np.random.default_rng([args.seed, list(families).index(args.family)])
+    draw = families[args.family]
     for name, image in photos(args.extra, skimage=not args.no_skimage):
         h, w = image.shape[:2]
         for k in range(args.per_photo):

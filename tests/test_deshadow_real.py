@@ -54,10 +54,10 @@ def case(name: str, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return clean, (np.round(linear_to_srgb(light) * 255) / 255).astype(np.float32), soft
 
 
-# Measured (gain in dB, "-" = left alone):
+# Measured (gain in dB, "-" = left alone; before the region pairing chelsea was +7.5 +3.7 -):
 #   coffee     -     -     -        astronaut  -     -     -
-#   chelsea   +7.5  +3.7   -        rocket    -0.4  -0.1  +3.0
-GAIN_MEAN_MIN = 1.0  # dB over the 12 cases (measured +1.2)
+#   chelsea   +5.5  +2.3  +4.7      rocket    -0.4  -0.1  +3.0
+GAIN_MEAN_MIN = 1.0  # dB over the 12 cases (measured +1.25)
 GAIN_WORST = -0.6  # dB: no photo made worse than this (measured -0.42, the night-time rocket)
 
 
