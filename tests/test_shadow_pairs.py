@@ -4,8 +4,11 @@ The window detector compares each pixel with the light within 15 % of the photo'
 shadow over nearly half a photo darkens its own reference and is missed. Pairing compares the
 shadow with the same surface across its border instead. The scene is a crop of real wood
 (scikit-image's coffee table, enlarged) with a shadow cast in linear light (skylit: R 0.30,
-G 0.36, B 0.48 of the light, a 2 px penumbra); the refusals are stains
-on it (the grain kept, the colour or depth unlike a shadow's).
+G 0.36, B 0.48 of the light, a 2 px penumbra). Pairing is far from general: a neutral shadow
+on this crop is not proposed (the table itself yellows to the left), nor one on a uniform
+grain (the penumbra becomes a region of its own); benchmarks/DESHADOW_EVAL.md, round 3, has
+the table of where it fails. The refusals are stains on it (the grain kept, the colour or depth
+unlike a shadow's).
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ contrast (a shadow scales the light, so log-domain texture is kept). At least a 
 the region's border must face such a partner. Neighbours of the same colour and brightness as
 a candidate join it: a large shadow is often cut into several regions.
 
+Limits (benchmarks/DESHADOW_EVAL.md, round 3): when the segmentation makes the penumbra a
+region of its own, wider than ``_GAP``, the two sides never meet and the shadow is not
+proposed; a surface that changes colour across the photo can fail the colour test.
+
 The candidates are only proposals: ``detect_shadows`` passes them through the same border
 check and photo-level gate as its own (benchmarks/DESHADOW_EVAL.md, round 3).
 """
