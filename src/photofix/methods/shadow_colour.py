@@ -33,4 +33,5 @@ def smoothstep(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     t = np.clip((np.asarray(x, np.float32) - lo) / np.float32(hi - lo), 0.0, 1.0)
     return t * t * (3.0 - 2.0 * t)
 
+
 __all__ = ["chroma_consistency", "smoothstep"]
