@@ -64,6 +64,7 @@ def test_a_shadow_over_nearly_half_the_photo_is_found_by_pairing(monkeypatch: py
     assert np.count_nonzero(found & truth) / np.count_nonzero(found | truth) >= 0.9  # measured 0.99
     result = deshadow(photo)
     assert psnr(result.pixels, clean) - psnr(photo, clean) >= 15.0  # measured +20.4 dB
+    assert result.details["found_by_pairing"] == result.details["detected_regions"] == 1
 
     # The window detector alone: the shadow darkens its own lit reference, and is not found.
     monkeypatch.setattr(deshadow_mask, "paired_candidates", lambda light, logs, *rest: np.zeros(logs.shape[:2], bool))

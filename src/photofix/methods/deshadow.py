@@ -100,7 +100,8 @@ def deshadow(
     """Find the shadows (unless ``mask`` is given: any array ``mask_from_array`` reads) and relight them.
 
     ``details`` is ``remove_shadow``'s, plus ``mask_source`` ("given" or "detected") and, when
-    detected, ``detected_regions`` and ``candidate_regions``. When the detection is unsure
+    detected, ``detected_regions`` (``found_by_pairing`` of them came from ``shadow_pairs``) and
+    ``candidate_regions``. When the detection is unsure
     (``deshadow_mask.confidence``: grey photo, nothing shadow-like, too little or too much of
     the photo) the photo comes back unchanged with ``left_alone``: the reason, one sentence.
     """
@@ -115,6 +116,7 @@ def deshadow(
     details["mask_source"] = "given" if detection is None else "detected"
     if detection is not None:
         details["detected_regions"] = sum(1 for r in detection.regions if r.kept)
+        details["found_by_pairing"] = sum(1 for r in detection.regions if r.kept and r.found_by == "pairing")
         details["candidate_regions"] = len(detection.regions)
         if detection.unsure:
             details["left_alone"] = detection.unsure

@@ -121,6 +121,7 @@ class ShadowRegion:
     centre: float  # px from the border (inside positive) where the step is half done
     chroma: float  # chroma_consistency of the step
     kept: bool  # its border passed the checks, including ``_is_sure`` on colour photos
+    found_by: str = "window"  # "window" (darker than the light nearby) or "pairing" (shadow_pairs)
 
 
 @dataclass
@@ -179,7 +180,7 @@ def detect_shadows(pixels: np.ndarray, *, sensitivity: float = 1.0, min_area: in
     regions, soft = _verify(candidates, logs, channels > 1)
     if channels > 1:  # regions a lit neighbour matches: shadows too large for the lit window
         paired = _clean(paired_candidates(light, logs, work, _LOG_FLOOR, sensitivity), min_work_area)
-        more, soft_paired = _verify(paired, logs, colour=True)
+        more, soft_paired = _verify(paired, logs, colour=True, found_by="pairing")
         regions += more
         np.maximum(soft, soft_paired, out=soft)
     detection = ShadowDetection(_to_size(soft, scale, (h, w)), regions, scale)
@@ -297,7 +298,7 @@ def _drop_small(mask: np.ndarray, min_area: int) -> np.ndarray:
     return keep[labels]
 
 
-def _verify(candidates: np.ndarray, logs: np.ndarray, colour: bool) -> tuple[list[ShadowRegion], np.ndarray]:
+def _verify(candidates: np.ndarray, logs: np.ndarray, colour: bool, found_by: str = "window") -> tuple[list[ShadowRegion], np.ndarray]:
     """Keep the candidate regions whose border steps like a shadow's; draw their soft masks."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(candidates.view(np.uint8), connectivity=8)
     soft = np.zeros(candidates.shape, np.float32)
@@ -306,6 +307,7 @@ def _verify(candidates: np.ndarray, logs: np.ndarray, colour: bool) -> tuple[lis
         region = _measure(logs, labels, stats[k], k, colour, _PROFILE_REACH)
         if region is None:
             continue
+        region.found_by = found_by
         min_width, min_step, max_area = (_MIN_WIDTH, _MIN_STEP, 1.0) if colour else _GREY_LIMITS
         region.kept = (
             region.width >= min_width
