@@ -10,6 +10,8 @@ light, rounded to 8 bits. Photos without shadows must come back bit for bit, wit
 from __future__ import annotations
 
 import functools
+import importlib.util
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -73,6 +75,43 @@ def test_unseen_shadows_are_relit_or_left_alone() -> None:
     assert min(gains) >= GAIN_WORST, gains
     assert np.mean(gains) >= GAIN_MEAN_MIN, gains
     assert sum(g > 2.0 for g in gains) >= 3, gains  # it does find some: not a detector that never acts
+
+
+@functools.lru_cache(maxsize=None)
+def shadow_set_module():
+    """benchmarks/make_shadow_set.py, whose ``building`` family was written after the detector's
+    constants (pairing's included) were set: DESHADOW_EVAL.md, round 3."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "make_shadow_set.py"
+    spec = importlib.util.spec_from_file_location("make_shadow_set", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Measured (gain in dB, "-" = left alone), seeds 0-2 each; before the region pairing rocket's
+# seed 2 gained +3.36 (a paired region beside that shadow is relit with it now):
+#   coffee     -  -  -          astronaut  -  -  -
+#   chelsea    -  -  +0.47      rocket     -  -  +1.18
+BUILDING_MEAN_MIN = 0.05  # dB over the 12 cases (measured +0.14)
+BUILDING_WORST = -0.5  # dB (measured 0.00: none made worse)
+
+
+def test_building_shadows_over_half_the_photo_are_relit_or_left_alone() -> None:
+    """Shadows of buildings, 30-70 % of the photo: mostly left alone, never made worse."""
+    shadow_set = shadow_set_module()
+    gains = []
+    for name, (h, w) in CROPS.items():
+        clean = np.ascontiguousarray(getattr(data, name)()[:h, :w], np.float32) / 255
+        for seed in SEEDS:
+            rng = np.random.default_rng([seed, 7])
+            shape = shadow_set.building_shape(rng, h, w)
+            shadowed = (np.round(shadow_set.cast(clean, shape, rng) * 255) / 255).astype(np.float32)
+            result = deshadow(shadowed)
+            if result.details.get("left_alone"):
+                assert np.array_equal(result.pixels, shadowed), (name, seed)
+            gains.append(psnr(result.pixels, clean) - psnr(shadowed, clean))
+    assert min(gains) >= BUILDING_WORST, gains
+    assert np.mean(gains) >= BUILDING_MEAN_MIN, gains
 
 
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera", "coins"])
