@@ -147,3 +147,12 @@ def test_counting_tile_memory_does_not_import_dynamo() -> None:
     done = subprocess.run([sys.executable, "-c", COUNT_PROBE], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "COUNT True False" in done.stdout, done.stdout
+
+
+def test_the_task_processors_load_without_the_segmentation_that_only_deshadow_runs() -> None:
+    # scikit-image's segmentation brings scipy.ndimage (about 0.2 s); scratch-repair and colorize
+    # import the processors module too, so the region pairing imports it when it runs
+    probe = "import sys, photofix.tasks.processors; print('SEGMENTATION', 'skimage.segmentation' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "SEGMENTATION False" in done.stdout, done.stdout

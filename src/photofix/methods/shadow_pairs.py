@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from skimage.segmentation import felzenszwalb
 
 from photofix._color import LUMA_709, luma
 from photofix.methods.shadow_colour import chroma_consistency
@@ -47,6 +46,8 @@ def paired_candidates(light: np.ndarray, logs: np.ndarray, srgb: np.ndarray, log
     runs on it); ``log_floor``: linear light added before logs; ``sensitivity``: as
     ``detect_shadows``'s, divides the smallest step a lit partner must show.
     """
+    from skimage.segmentation import felzenszwalb  # imported here: it brings scipy.ndimage (0.2 s) to start-up otherwise
+
     h, w = logs.shape[:2]
     labels = felzenszwalb(srgb, scale=_SEGMENT_SCALE, sigma=0.8, min_size=max(16, int(_SEGMENT_MIN * h * w)), channel_axis=-1)
     n = int(labels.max()) + 1
