@@ -20,11 +20,12 @@ import numpy as np
 import pytest
 from skimage import data
 
-from photofix._color import linear_to_srgb, srgb_to_linear
+from photofix._color import srgb_to_linear
 from photofix.methods import deshadow_mask
 from photofix.methods.deshadow import deshadow, detect_shadows
 from photofix.methods.shadow_pairs import paired_candidates
 from tests.helpers import psnr
+from tests.test_deshadow import cast_shadow
 
 SKYLIT = np.array([0.30, 0.36, 0.48])
 
@@ -43,11 +44,6 @@ def quadrilateral(shape: tuple[int, int], top: float, bottom: float) -> np.ndarr
     return cv2.GaussianBlur(hard, (0, 0), 2.0)
 
 
-def shaded(clean: np.ndarray, soft: np.ndarray, transmission: np.ndarray) -> np.ndarray:
-    light = srgb_to_linear(clean).astype(np.float64) * (1 - soft[..., None] * (1 - transmission))
-    return (np.round(linear_to_srgb(light) * 255) / 255).astype(np.float32)
-
-
 def pairing_alone(image: np.ndarray) -> np.ndarray:
     """``paired_candidates`` on a photo already at the working size, as detect_shadows calls it."""
     light = srgb_to_linear(image)
@@ -58,7 +54,7 @@ def pairing_alone(image: np.ndarray) -> np.ndarray:
 def test_a_shadow_over_nearly_half_the_photo_is_found_by_pairing(monkeypatch: pytest.MonkeyPatch) -> None:
     clean = wood()
     soft = quadrilateral(clean.shape[:2], 0.5, 0.38)  # 44 % of the photo
-    photo = shaded(clean, soft, SKYLIT)
+    photo = cast_shadow(clean, soft, SKYLIT)
     found = detect_shadows(photo).mask >= 0.5
     truth = soft >= 0.5
     assert np.count_nonzero(found & truth) / np.count_nonzero(found | truth) >= 0.9  # measured 0.99
@@ -83,7 +79,7 @@ def test_a_stain_is_not_paired_with_the_wood_around_it(stain: tuple[float, float
     """Stains multiply the light like a shadow (the grain stays) but fail its colour or depth."""
     clean = wood()
     patch = quadrilateral(clean.shape[:2], 0.5, 0.38)
-    marked = pairing_alone(shaded(clean, patch, np.array(stain)))
+    marked = pairing_alone(cast_shadow(clean, patch, np.array(stain)))
     inside = patch >= 0.5
     assert np.count_nonzero(marked & inside) <= 0.02 * np.count_nonzero(inside)  # measured 0 % for both
 
@@ -92,7 +88,7 @@ def test_the_same_shadow_is_paired() -> None:
     """The positive control of the paint test: the same shape as a shadow is marked."""
     clean = wood()
     soft = quadrilateral(clean.shape[:2], 0.5, 0.38)
-    marked = pairing_alone(shaded(clean, soft, SKYLIT))
+    marked = pairing_alone(cast_shadow(clean, soft, SKYLIT))
     inside = soft >= 0.5
     assert np.count_nonzero(marked & inside) >= 0.9 * np.count_nonzero(inside)  # measured 99 %
     assert np.count_nonzero(marked & (soft < 0.01)) <= 0.02 * np.count_nonzero(soft < 0.01)
