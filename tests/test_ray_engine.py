@@ -243,3 +243,25 @@ def test_a_stop_keeps_writes_that_finish_and_removes_those_cut_short(tmp_path: P
     assert finishing.read_bytes() == b"x" * 5000  # its temp file was not taken from under it
     assert not left.exists() and not going.exists()
     assert time.monotonic() - started < 10.0  # measured about 2.2 s: the killed write's 2 s of quiet
+
+
+def test_a_stop_removes_a_write_that_begins_after_it_and_is_cut_short(tmp_path: Path) -> None:
+    # A write task the stop has not reached yet may start its photo a moment later and then be
+    # killed: the folder showed no temp file when the stop began, one appears after.
+    import threading
+
+    from photofix.run.ray_engine import _clear_cut_writes
+
+    late = tmp_path / ".c.png.0123abcd.tmp"
+
+    def begin_late_and_die() -> None:
+        time.sleep(0.5)
+        late.write_bytes(b"the start of a photo")
+
+    writer = threading.Thread(target=begin_late_and_die)
+    writer.start()
+    started = time.monotonic()
+    _clear_cut_writes([tmp_path / "c.png"])
+    writer.join()
+    assert not late.exists()
+    assert time.monotonic() - started < 10.0

@@ -282,17 +282,23 @@ def _clear_cut_writes(outputs: list[Any]) -> None:
     """Remove the temp files of the writes a stop cut short, telling them from writes still finishing.
 
     Stopping the executor does not wait for its tasks: a write may still be going (it then
-    renames its temp file into place) or have been killed mid-file (its temp file stays). A
-    temp file left untouched for ``_WRITE_QUIET`` seconds is the second kind; after
+    renames its temp file into place), have been killed mid-file (its temp file stays), or
+    not have begun yet (a task the stop has not reached starts it, and is then killed). A
+    temp file left untouched for ``_WRITE_QUIET`` seconds is a killed one; the folders must
+    show no temp file for ``_WRITE_QUIET`` seconds before the stop is over, and after
     ``_WRITE_GRACE`` seconds every one left goes.
     """
-    deadline = time.monotonic() + _WRITE_GRACE
-    while time.monotonic() < deadline:
+    now = time.monotonic()
+    deadline, quiet_since = now + _WRITE_GRACE, now
+    while now < deadline:
         left = temps_beside(outputs)
-        if not left:
+        if left:
+            quiet_since = now
+            remove_temps(left, older_than=_WRITE_QUIET)
+        elif now - quiet_since >= _WRITE_QUIET:
             return
-        remove_temps(left, older_than=_WRITE_QUIET)
         time.sleep(0.2)
+        now = time.monotonic()
     remove_stale_temps(outputs, older_than=0)
 
 
