@@ -34,6 +34,8 @@ from photofix.methods.scratch import luminance  # noqa: E402
 from scratch_net import build_net, net_input, save_weights  # noqa: E402
 
 IGNORE = 255
+ROUND8_TRAINING = ("straight", "curved", "crease", "dust_hair", "jagged", "film", "print_scan", "aged_portrait",
+                   "sketched", "marked", "relief")
 
 
 def load_folder(folder: Path) -> dict[str, np.ndarray]:
@@ -122,8 +124,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="damaged copies per photo and generator")
     parser.add_argument("--visible", type=float, default=0.06, help="luminance change that makes damage visible")
     parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--generators", default=",".join(g for g in GENERATORS if g != "tidemark"),
-                        help="damage to train on (default: round 8's, every generator but its held-out tidemark)")
+    parser.add_argument("--generators", default=",".join(ROUND8_TRAINING),
+                        help="damage to train on (default: round 8's eleven, all that were written before "
+                             "its held-out tidemark)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     generators = args.generators.split(",")
