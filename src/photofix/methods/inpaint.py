@@ -132,6 +132,7 @@ def inpaint_masked(
     margin: int = 32,
     max_crop: int = 512,
     feather: int = 1,
+    strength: np.ndarray | None = None,
 ) -> InpaintResult:
     """Inpaint only around the mask, crop by crop, and paste back only the filled pixels.
 
@@ -142,6 +143,8 @@ def inpaint_masked(
     feather: the mask is grown by this many px before inpainting, and the grown rim is
         blended from fully filled (at the mask) to untouched (``feather + 1`` px out), so the
         antialiased edge of a scratch the detector missed is softened without a seam.
+    strength: H x W weights in [0, 1] multiplying that blend (``scratch_blend.fill_weights``):
+        how much of the fill each pixel takes; None takes all of it.
 
     Damaged regions closer than about ``2 * margin`` share a crop. Each crop's mask holds every
     hole inside it, so no crop takes damage for context; each filled pixel is written by
@@ -153,6 +156,10 @@ def inpaint_masked(
     if max_crop < 2 * margin + _MIN_CORE:
         raise UsageError(f"max_crop {max_crop} leaves no room inside two margins of {margin} px; raise it or lower margin")
     image, hole = _checked(pixels, mask)
+    if strength is not None:
+        strength = np.asarray(strength, dtype=np.float32)
+        if strength.shape != hole.shape:
+            raise ImageError(f"strength shape {strength.shape} does not match the image's {hole.shape}")
     result = image.copy()
     work = dilate_mask(hole, feather)
     stats = CropStats()
@@ -163,6 +170,8 @@ def inpaint_masked(
             raise UsageError(f"the inpaint function returned shape {filled.shape} for a crop of {(crop.height, crop.width, image.shape[2])}")
         rows, cols = job.rows - crop.top, job.cols - crop.left
         weight = _feather_weights(hole[crop.slices], feather)[rows, cols, None]
+        if strength is not None:
+            weight = weight * strength[job.rows, job.cols, None]
         original = image[job.rows, job.cols]
         result[job.rows, job.cols] = weight * filled[rows, cols] + (1.0 - weight) * original
         stats.crops += 1

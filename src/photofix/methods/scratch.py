@@ -35,6 +35,9 @@ Images are float32 H x W x C in [0, 1] (C = 1 or 3); masks are bool H x W.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -123,13 +126,42 @@ def detect_scratches(
         they are dropped (``scratch_edges``): damage crosses edges, the thin highlights and
         gaps beside them are the photo's own.
     """
-    y = luminance(pixels)
+    found = _detect(luminance(pixels), sensitivity, threshold, max_width, polarity, min_area, keep_along_edges)
+    return dilate_mask(found.mask, dilate)
+
+
+@dataclass(frozen=True)
+class ScratchDetection:
+    """``mask``: what ``detect_scratches`` flags (not grown). ``confidence``: H x W float32, each
+    pixel's score over the low threshold (1 at the threshold; higher stands out more)."""
+
+    mask: np.ndarray
+    confidence: np.ndarray
+
+
+def scratch_detection(pixels: np.ndarray, **options: Any) -> ScratchDetection:
+    """``detect_scratches``' mask with how far each pixel stands out; ``options`` are its keyword
+    arguments (``sensitivity``, ``threshold``, ``max_width``, ``polarity``, ``min_area``,
+    ``keep_along_edges``; not ``dilate``: the mask comes back as detected)."""
+    unknown = set(options) - set(_DETECT_DEFAULTS)
+    if unknown:
+        raise UsageError(f"scratch_detection takes {', '.join(_DETECT_DEFAULTS)}; not {', '.join(sorted(unknown))}")
+    return _detect(luminance(pixels), **{**_DETECT_DEFAULTS, **options})
+
+
+_DETECT_DEFAULTS = {"sensitivity": 5.0, "threshold": None, "max_width": 2, "polarity": "both", "min_area": 3,
+                    "keep_along_edges": False}
+
+
+def _detect(y: np.ndarray, sensitivity: float, threshold: float | None, max_width: int, polarity: str,
+            min_area: int, keep_along_edges: bool) -> ScratchDetection:
     score = _score(y, max_width, polarity)
     low = max(_robust_threshold(score, sensitivity), _MIN_CONTRAST) if threshold is None else float(threshold)
     mask = _hysteresis(score, low, _HYSTERESIS * low, min_area)
     if not keep_along_edges:
         mask = drop_along_edges(mask, y)
-    return dilate_mask(mask, dilate)
+    score /= np.float32(max(low, 1e-6))  # an absolute threshold of 0 flags everything: keep it finite
+    return ScratchDetection(mask, score)
 
 
 def threshold_probability(prob: np.ndarray, threshold: float = 0.4) -> np.ndarray:
@@ -246,10 +278,12 @@ def _hysteresis(score: np.ndarray, low: float, high: float, min_area: int) -> np
 
 __all__ = [
     "POLARITIES",
+    "ScratchDetection",
     "as_image",
     "detect_scratches",
     "dilate_mask",
     "luminance",
+    "scratch_detection",
     "scratch_score",
     "thin_response",
     "threshold_probability",

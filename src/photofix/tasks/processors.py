@@ -21,7 +21,8 @@ from photofix.errors import ImageError
 from photofix.imageio import Image
 from photofix.methods.inpaint import InpaintFn, inpaint_masked
 from photofix.run.jobs import TileProgress
-from photofix.methods.scratch import dilate_mask, detect_scratches, luminance, upsample_mask
+from photofix.methods.scratch import dilate_mask, luminance, scratch_detection, upsample_mask
+from photofix.methods.scratch_blend import fill_weights
 
 if TYPE_CHECKING:
     from photofix.engine.models import LoadedMaskedModel, LoadedModel
@@ -116,7 +117,8 @@ class ScratchRepairProcessor:
     ``mask_out(image, mask)`` saves the mask used. The mask is grown by ``dilate`` px so the
     soft rims of scratches are replaced too. With a ``face_detector``, the classical mask's
     pieces on faces' features are dropped first (``methods.scratch_faces``); details say how
-    many faces were found and how many pixels were spared.
+    many faces were found and how many pixels were spared. With ``blend``, the classical
+    detector's faint detections take only part of the fill (``methods.scratch_blend``).
     """
 
     inpaint_fn: InpaintFn
@@ -128,39 +130,47 @@ class ScratchRepairProcessor:
     user_mask: Callable[[Image], np.ndarray | None] | None = None
     mask_out: Callable[[Image, np.ndarray], None] | None = None
     face_detector: Any = None  # a methods.faces.FaceDetector: the classical mask is kept off faces' features
+    blend: bool = False  # classical detector: faint detections take part of the fill (methods.scratch_blend)
 
     @property
     def label(self) -> str:
         detector, inpainter = self.labels
         return detector if detector == inpainter else f"{detector}+{inpainter}"
 
-    def detect(self, image: Image) -> tuple[np.ndarray, str, dict[str, Any]]:
+    def detect(self, image: Image) -> tuple[np.ndarray, str, dict[str, Any], np.ndarray | None]:
+        """(mask, its source, details, the share of the fill each pixel takes or None for all)."""
         given = self.user_mask(image) if self.user_mask is not None else None
         if given is not None:
-            return given > 0.5, "user mask", {}
+            return given > 0.5, "user mask", {}, None
         if self.detector is not None:
             threshold = DETECT_THRESHOLD if self.threshold is None else self.threshold
-            return detect_with_model(self.detector, image.pixels, threshold=threshold), self.labels[0], {}
-        mask = detect_scratches(image.pixels, threshold=self.threshold)
-        if self.face_detector is None:
-            return mask, "classical", {}
-        from photofix.methods.scratch_faces import faces_for_protection, protect_face_features
+            return detect_with_model(self.detector, image.pixels, threshold=threshold), self.labels[0], {}, None
+        found = scratch_detection(image.pixels, threshold=self.threshold)
+        mask, details = found.mask, {}
+        if self.face_detector is not None:
+            from photofix.methods.scratch_faces import faces_for_protection, protect_face_features
 
-        mask, done = protect_face_features(mask, faces_for_protection(image.pixels, self.face_detector))
-        return mask, "classical", {"faces_protected": done.faces, "face_pixels_spared": done.pixels_refused,
-                                   "face_detector": self.face_detector.name}
+            mask, done = protect_face_features(mask, faces_for_protection(image.pixels, self.face_detector))
+            details = {"faces_protected": done.faces, "face_pixels_spared": done.pixels_refused,
+                       "face_detector": self.face_detector.name}
+        # faint detections take part of the fill (methods.scratch_blend); the rim grown by
+        # ``dilate`` and the inpainting's 1-px feather take the weight of the pixels they border
+        strength = fill_weights(found.confidence, mask, reach=self.dilate + 1) if self.blend else None
+        return mask, "classical", details, strength
 
     def restore(self, image: Image, on_tile: TileProgress | None = None) -> tuple[Image, dict[str, Any]]:
-        mask, source, faces = self.detect(image)
+        mask, source, faces, strength = self.detect(image)
         mask = dilate_mask(mask, self.dilate)
         if self.mask_out is not None:
             self.mask_out(image, mask)
         damaged = float(mask.mean())
         details: dict[str, Any] = {"mask": source, "damaged_percent": round(100 * damaged, 3), **faces}
+        if strength is not None:
+            details["blended_percent"] = round(100 * float((strength[mask] < 1).mean()), 3) if mask.any() else 0.0
         if not mask.any():
             details["crops"] = 0
             return image, details
-        result = inpaint_masked(image.pixels, mask, self.inpaint_fn, margin=self.margin)
+        result = inpaint_masked(image.pixels, mask, self.inpaint_fn, margin=self.margin, strength=strength)
         details["crops"] = result.stats.crops
         if on_tile is not None:
             on_tile(result.stats.crops, result.stats.crops)

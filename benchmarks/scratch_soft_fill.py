@@ -1,0 +1,118 @@
+"""Scratch round 9: blend the fill in by how sure the detector is, instead of replacing outright
+(shipped as ``photofix.methods.scratch_blend``; this script compares weightings).
+
+When a flagged pixel is damage the fill is the better estimate of the photo; when it is the
+photo's own detail the original is exact. With p the chance it is damage, the blend
+``p * fill + (1 - p) * original`` has the least expected squared error. The detector's score
+over its threshold stands in for p: the weight rises linearly from ``w0`` at the threshold to 1
+at ``k`` times it, per pixel (``pixel``) or per connected piece from its 90th-percentile score
+(``piece``). The mask is the CLI's classical path's, unchanged; so is the fill (Telea, as the
+evaluation's). One detection and one fill per photo; every weighting is derived from them.
+
+    python benchmarks/scratch_soft_fill.py --generators straight,curved --weightings pixel:2:0.3,piece:3:0.6
+
+Prints per generator: mean and worst PSNR gain and photos below -1 dB for the hard fill and each
+weighting; of the visible damage the detector found, the share of pixels given a weight under 1
+(*ghost*: left faintly visible) and the mean share of the damage's contrast left (*left*).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_scratch_eval import (GENERATORS, HELD_OUT, JPEGS, load_photos, prepare, jpeg, psnr,  # noqa: E402
+                                with_faces)
+
+from photofix.methods.inpaint import inpaint_classical, inpaint_masked  # noqa: E402
+from photofix.methods.scratch import _MIN_CONTRAST, _robust_threshold, _score, luminance  # noqa: E402
+
+
+def confidence(damaged: np.ndarray) -> np.ndarray:
+    """H x W: the classical score over its low threshold (1 at the threshold), at the CLI's defaults."""
+    score = _score(luminance(damaged), 2, "both")
+    low = max(_robust_threshold(score, 5.0), _MIN_CONTRAST)
+    return score / np.float32(low)
+
+
+def weights(ratio: np.ndarray, mask: np.ndarray, spec: str) -> np.ndarray:
+    """H x W weight of the fill for weighting ``kind:k:w0``; 0 off the mask grown by 1 px (the feather rim
+    takes its neighbour's weight)."""
+    kind, k, w0 = spec.split(":")
+    k, w0 = float(k), float(w0)
+    if kind == "pixel":
+        level = ratio
+    elif kind == "piece":
+        count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+        level = np.zeros(mask.shape, np.float32)
+        flat = labels[mask]
+        values = ratio[mask]
+        order = np.argsort(flat, kind="stable")
+        starts = np.searchsorted(flat[order], np.arange(1, count))
+        per_piece = np.array([np.percentile(chunk, 90) if chunk.size else 1.0
+                              for chunk in np.split(values[order], starts[1:])], np.float32)
+        level[mask] = per_piece[flat - 1]
+    else:
+        raise SystemExit(f"unknown weighting {spec}")
+    w = np.where(mask, np.clip(w0 + (1 - w0) * (level - 1) / (k - 1), w0, 1), 0).astype(np.float32)
+    return np.where(mask, w, cv2.dilate(w, np.ones((3, 3), np.uint8)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--generators", default=",".join(g for g in GENERATORS if g not in HELD_OUT))
+    parser.add_argument("--weightings", default="pixel:2:0.3,pixel:3:0.3,piece:2:0.3,piece:3:0.6")
+    parser.add_argument("--extra-photos", type=Path)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    specs = args.weightings.split(",")
+    photos = load_photos(args.extra_photos)
+    rows = []
+    for gen in args.generators.split(","):
+        gi = list(GENERATORS).index(gen)
+        for k, (name, photo) in enumerate(photos.items()):
+            rng = np.random.default_rng([args.seed, gi, k])
+            clean = prepare(photo, k)
+            damaged, coverage = GENERATORS[gen](clean, rng)
+            damaged = jpeg(damaged, JPEGS[(k // 3) % 3])
+            mask = with_faces(damaged)
+            filled = inpaint_masked(damaged, mask, inpaint_classical).pixels if mask.any() else damaged
+            before = psnr(damaged, clean)
+            row = {"generator": gen, "photo": name, "hard": psnr(filled, clean) - before}
+            ratio = confidence(damaged)
+            visible = (coverage >= 0.5) & (np.abs(luminance(damaged) - luminance(clean)) >= 0.1) & mask
+            for spec in specs:
+                w = weights(ratio, mask, spec)[..., None]
+                row[spec] = psnr(damaged + w * (filled - damaged), clean) - before
+                row[spec + " ghost"] = float((w[..., 0][visible] < 1).mean()) if visible.any() else float("nan")
+                row[spec + " left"] = float((1 - w[..., 0][visible]).mean()) if visible.any() else float("nan")
+            rows.append(row)
+            print(f"{gen:12s} {name:20s} hard {row['hard']:+.2f} " + " ".join(f"{s} {row[s]:+.2f}" for s in specs),
+                  file=sys.stderr)
+    names = ["hard"] + specs
+    print("| generator | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for gen in args.generators.split(",") + ["all"]:
+        sel = [r for r in rows if gen == "all" or r["generator"] == gen]
+        cells = []
+        for n in names:
+            gains = np.array([r[n] for r in sel])
+            cell = f"{gains.mean():+.2f} / {gains.min():+.2f} / {int((gains < -1).sum())}"
+            if n != "hard":
+                cell += (f" (ghost {100 * np.nanmean([r[n + ' ghost'] for r in sel]):.0f} %, "
+                         f"left {100 * np.nanmean([r[n + ' left'] for r in sel]):.0f} %)")
+            cells.append(cell)
+        print(f"| {gen} | " + " | ".join(cells) + " |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
