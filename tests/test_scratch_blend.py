@@ -95,17 +95,17 @@ def test_on_unseen_damage_the_blend_gains_at_least_as_much_as_the_hard_fill() ->
     assert all(soft > hard + 0.3 for hard, soft in results), results
 
 
-def test_full_fill_replaces_every_flagged_pixel_and_the_default_blends(tmp_path) -> None:
+def test_the_default_fills_outright_and_blend_faint_blends(tmp_path) -> None:
     clean = data.brick()[:200, :200]
     path = tmp_path / "brick.png"
     PILImage.fromarray(clean).save(path)
     runner = CliRunner()
     outputs = {}
-    for flag in ([], ["--full-fill"]):
+    for flag in ([], ["--blend-faint"]):
         out = tmp_path / f"out{len(flag)}.png"
         result = runner.invoke(app, ["scratch-repair", str(path), str(out), "--model", "classical", "--json", *flag])
         assert result.exit_code == 0, result.stderr
         outputs[bool(flag)] = np.asarray(PILImage.open(out)).astype(np.float32) / 255
-        assert ("blended_percent" in result.stdout) != bool(flag)
+        assert ("blended_percent" in result.stdout) == bool(flag)
     reference = clean.astype(np.float32) / 255
-    assert psnr(outputs[False], reference) > psnr(outputs[True], reference)
+    assert psnr(outputs[True], reference) > psnr(outputs[False], reference)

@@ -39,10 +39,10 @@ class ScratchRepairOptions:
         "--model classical (its mask already covers the rims: growing it cost 1.3 dB on damage it was not tuned on).",
         low=0, high=50,
     )
-    full_fill: bool = option(
-        False, "--model classical: fill every flagged pixel outright. By default a faint detection takes only part "
-        "of the fill (all of it from 4x the threshold), since it may be the photo's own detail: faint damage can "
-        "stay faintly visible, but a false alarm costs little.",
+    blend_faint: bool = option(
+        False, "--model classical: a faint detection takes only part of the fill (30 % at the threshold, all of it "
+        "from 4x), since it may be the photo's own detail. Spares lightly damaged photos of fine texture (a false "
+        "alarm costs little) but leaves faint traces of real cracks: off by default.",
     )
 
 
@@ -78,9 +78,9 @@ def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> Pla
                 notify("note", why)
             faces = _face_detector(yunet, notify)
             shield = f"; faces' eyes, brows, nose and mouth kept out of the mask ({faces.name} face detector)" if faces else ""
-            blend = "" if chosen.full_fill else "; faint detections take part of the fill (--full-fill: all)"
+            blend = "; faint detections take part of the fill" if chosen.blend_faint else ""
             notify("detail", f"scratch-repair: classical detector and OpenCV Telea inpainting (no download){shield}{blend}")
-            return processor(chosen, face_detector=faces, blend=not chosen.full_fill)
+            return processor(chosen, face_detector=faces, blend=chosen.blend_faint)
 
         recorded = {**SPEC.recorded(chosen), "face_detector": "yunet" if yunet is not None else "builtin"}
         return PlannedStep(Step("scratch-repair", "classical", None, recorded), build)
