@@ -804,34 +804,24 @@ def with_faces(pixels: np.ndarray) -> np.ndarray:
 
 def learned_detector(spec: str, weights: Path | None) -> Callable[[np.ndarray], np.ndarray]:
     """``net``, ``net@T`` or ``net@T:H`` (hysteresis: pixels over T in pieces reaching H): scratch_net's
-    mask, faces' features kept out after. ``netc...``: also the classical detector's pieces whose
-    net probability reaches T somewhere."""
-    from scratch_net import (DEFAULT_CONFIDENT, DEFAULT_THRESHOLD, damage_probability, detect_damage,
-                             detect_scratches_learned, load_net)
+    mask, faces' features kept out after. ``netc...``: ``scratch_net.detect_damage``, the same mask
+    and the classical detector's pieces whose net probability reaches T somewhere; ``netpath``:
+    ``detect_damage`` at its defaults (round 8's candidate)."""
+    from scratch_net import DEFAULT_THRESHOLD, detect_damage, detect_scratches_learned, load_net
 
     if weights is None:
         raise SystemExit(f"detector {spec} needs --net-weights (train_scratch_net.py writes them)")
 
     cuts = spec.split("@")[1].split(":") if "@" in spec else []
     threshold = float(cuts[0]) if cuts else DEFAULT_THRESHOLD
-    confident = float(cuts[1]) if len(cuts) > 1 else (DEFAULT_CONFIDENT if not cuts else None)
+    confident = float(cuts[1]) if len(cuts) > 1 else None
+    find = detect_damage if spec.startswith("netc") or spec == "netpath" else detect_scratches_learned
     net = load_net(weights)
 
     def detect(pixels: np.ndarray) -> np.ndarray:
         if not _CASCADE:
             _CASCADE.append(CascadeDetector())
-        if spec == "netpath":  # round 8's candidate path: detect_damage at its defaults
-            return protect_face_features(detect_damage(pixels, net=net), faces_for_protection(pixels, _CASCADE[0]))[0]
-        prob = damage_probability(pixels, net=net)
-        mask = detect_scratches_learned(pixels, threshold=threshold, confident=confident, probability=prob)
-        if spec.startswith("netc"):
-            classical = detect_scratches(pixels).view(np.uint8)
-            count, labels = cv2.connectedComponents(classical, connectivity=8)
-            best = np.zeros(count, np.float32)
-            np.maximum.at(best, labels.ravel(), prob.ravel())
-            keep = best >= threshold
-            keep[0] = False
-            mask |= keep[labels]
+        mask = find(pixels, threshold=threshold, confident=confident, net=net)
         return protect_face_features(mask, faces_for_protection(pixels, _CASCADE[0]))[0]
 
     return detect

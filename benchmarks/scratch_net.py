@@ -21,7 +21,6 @@ from photofix.errors import UsageError
 WIDTH = 16  # feature channels
 DILATIONS = (1, 1, 2, 4, 8, 1)  # of the 3 x 3 convolutions after the first
 DEFAULT_THRESHOLD = 0.7
-DEFAULT_CONFIDENT = None
 
 _TILE = 512  # px: images are run in tiles this size (plus the receptive field's margin)
 _MARGIN = 1 + sum(DILATIONS) + 2  # px of context each side of a tile
@@ -91,7 +90,7 @@ def damage_probability(pixels: np.ndarray, *, net) -> np.ndarray:
 
 
 def detect_scratches_learned(pixels: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD,
-                             confident: float | None = DEFAULT_CONFIDENT, min_area: int = 3, net=None,
+                             confident: float | None = None, min_area: int = 3, net=None,
                              probability: np.ndarray | None = None) -> np.ndarray:
     """Bool H x W mask of damage: pixels whose probability reaches ``threshold`` in connected
     pieces that reach ``confident`` somewhere (hysteresis, as Canny's: a scratch is kept whole
@@ -116,8 +115,10 @@ def detect_scratches_learned(pixels: np.ndarray, *, threshold: float = DEFAULT_T
     return keep[labels]
 
 
-def detect_damage(pixels: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD, net) -> np.ndarray:
-    """Bool H x W mask: the network's damage at ``threshold``, and the morphological detector's
+def detect_damage(pixels: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD, confident: float | None = None,
+                  net) -> np.ndarray:
+    """Bool H x W mask: the network's damage at ``threshold`` (with hysteresis to ``confident``,
+    as ``detect_scratches_learned``), and the morphological detector's
     pieces (``scratch.detect_scratches``) that the network's probability reaches ``threshold``
     somewhere.
 
@@ -131,7 +132,7 @@ def detect_damage(pixels: np.ndarray, *, threshold: float = DEFAULT_THRESHOLD, n
     from photofix.methods.scratch import detect_scratches
 
     prob = damage_probability(pixels, net=net)
-    mask = detect_scratches_learned(pixels, threshold=threshold, probability=prob)
+    mask = detect_scratches_learned(pixels, threshold=threshold, confident=confident, probability=prob)
     count, labels = cv2.connectedComponents(detect_scratches(pixels).view(np.uint8), connectivity=8)
     keep = np.zeros(count, bool)
     keep[labels[prob >= threshold]] = True

@@ -31,37 +31,26 @@ from bench_scratch_eval import (GENERATORS, HELD_OUT, JPEGS, load_photos, prepar
                                 with_faces)
 
 from photofix.methods.inpaint import inpaint_classical, inpaint_masked  # noqa: E402
-from photofix.methods.scratch import _MIN_CONTRAST, _robust_threshold, _score, luminance  # noqa: E402
+from photofix.methods.scratch import luminance, scratch_detection  # noqa: E402
+from photofix.methods.scratch_blend import fill_weights  # noqa: E402
 
 
-def confidence(damaged: np.ndarray) -> np.ndarray:
-    """H x W: the classical score over its low threshold (1 at the threshold), at the CLI's defaults."""
-    score = _score(luminance(damaged), 2, "both")
-    low = max(_robust_threshold(score, 5.0), _MIN_CONTRAST)
-    return score / np.float32(low)
-
-
-def weights(ratio: np.ndarray, mask: np.ndarray, spec: str) -> np.ndarray:
-    """H x W weight of the fill for weighting ``kind:k:w0``; 0 off the mask grown by 1 px (the feather rim
-    takes its neighbour's weight)."""
+def weights(confidence: np.ndarray, mask: np.ndarray, spec: str) -> np.ndarray:
+    """H x W weight of the fill for weighting ``kind:k:w0`` (``scratch_blend.fill_weights`` with
+    ``full_at`` k and ``floor`` w0, on each pixel's confidence or its piece's 90th percentile)."""
     kind, k, w0 = spec.split(":")
-    k, w0 = float(k), float(w0)
-    if kind == "pixel":
-        level = ratio
-    elif kind == "piece":
+    if kind == "piece":
         count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
-        level = np.zeros(mask.shape, np.float32)
         flat = labels[mask]
-        values = ratio[mask]
         order = np.argsort(flat, kind="stable")
         starts = np.searchsorted(flat[order], np.arange(1, count))
         per_piece = np.array([np.percentile(chunk, 90) if chunk.size else 1.0
-                              for chunk in np.split(values[order], starts[1:])], np.float32)
-        level[mask] = per_piece[flat - 1]
-    else:
+                              for chunk in np.split(confidence[mask][order], starts[1:])], np.float32)
+        confidence = np.zeros(mask.shape, np.float32)
+        confidence[mask] = per_piece[flat - 1]
+    elif kind != "pixel":
         raise SystemExit(f"unknown weighting {spec}")
-    w = np.where(mask, np.clip(w0 + (1 - w0) * (level - 1) / (k - 1), w0, 1), 0).astype(np.float32)
-    return np.where(mask, w, cv2.dilate(w, np.ones((3, 3), np.uint8)))
+    return fill_weights(confidence, mask, full_at=float(k), floor=float(w0), reach=1)
 
 
 def main() -> None:
@@ -86,7 +75,7 @@ def main() -> None:
             filled = inpaint_masked(damaged, mask, inpaint_classical).pixels if mask.any() else damaged
             before = psnr(damaged, clean)
             row = {"generator": gen, "photo": name, "hard": psnr(filled, clean) - before}
-            ratio = confidence(damaged)
+            ratio = scratch_detection(damaged).confidence
             visible = (coverage >= 0.5) & (np.abs(luminance(damaged) - luminance(clean)) >= 0.1) & mask
             for spec in specs:
                 w = weights(ratio, mask, spec)[..., None]
