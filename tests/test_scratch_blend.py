@@ -112,3 +112,22 @@ def test_the_default_fills_outright_and_blend_faint_blends(tmp_path) -> None:
         assert ("blended_percent" in result.stdout) == bool(flag)
     reference = clean.astype(np.float32) / 255
     assert psnr(outputs[True], reference) > psnr(outputs[False], reference)
+
+
+def test_blend_faint_with_a_given_mask_fills_it_outright_and_says_so(tmp_path) -> None:
+    clean = data.brick()[:120, :120]
+    photo, mask = tmp_path / "brick.png", tmp_path / "mask.png"
+    PILImage.fromarray(clean).save(photo)
+    hole = np.zeros((120, 120), np.uint8)
+    hole[50:56, 10:110] = 255
+    PILImage.fromarray(hole).save(mask)
+    runner = CliRunner()
+    outputs = []
+    for flag in ([], ["--blend-faint"]):
+        out = tmp_path / f"out{len(flag)}.png"
+        result = runner.invoke(app, ["scratch-repair", str(photo), str(out), "--model", "classical", "--mask", str(mask), *flag])
+        assert result.exit_code == 0, result.stderr
+        assert ("filled outright" in result.stderr) == bool(flag)
+        outputs.append(np.asarray(PILImage.open(out)))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert not np.array_equal(outputs[0], clean)

@@ -115,14 +115,15 @@ def test_learned_pair_in_released_layouts_runs_through_the_manifest(damaged_fold
         assert mask.shape == before.shape[:2] == after.shape[:2]
         np.testing.assert_array_equal(after[~_grown(mask)], before[~_grown(mask)])
 
-    # LaMa fills a given mask and only it
+    # LaMa fills a given mask and only it (outright: --blend-faint is the classical detector's)
     hole = np.zeros((256, 256), np.uint8)
     hole[60:72, 30:220] = 255
     PILImage.fromarray(hole).save(tmp_path / "hole.png")
     single = tmp_path / "cat_fixed.png"
     result = runner.invoke(app, ["scratch-repair", str(folder / "cat.png"), str(single), "--offline", "--threads", "1",
-                                 "--mask", str(tmp_path / "hole.png"), "--dilate", "0"])
+                                 "--mask", str(tmp_path / "hole.png"), "--dilate", "0", "--blend-faint"])
     assert result.exit_code == 0, result.stderr
+    assert "--blend-faint acts on --model classical only" in result.stderr  # said, not silently dropped
     before, after = _read(folder / "cat.png"), _read(single)
     changed = np.any(after != before, axis=2)
     assert changed[60:72, 30:220].mean() > 0.9

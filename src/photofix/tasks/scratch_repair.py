@@ -76,6 +76,9 @@ def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> Pla
         def build() -> Any:
             if why:
                 notify("note", why)
+            if chosen.blend_faint and options.mask is not None:
+                notify("note", "--blend-faint: a photo with your mask has it filled outright (a given mask says nothing of "
+                               "how faint each pixel is); photos without one are detected and blended")
             faces = _face_detector(yunet, notify)
             shield = f"; faces' eyes, brows, nose and mouth kept out of the mask ({faces.name} face detector)" if faces else ""
             blend = "; faint detections take part of the fill" if chosen.blend_faint else ""
@@ -120,6 +123,8 @@ def plan(run: RunSettings, options: ScratchRepairOptions, notify: Notify) -> Pla
             detector = load_entry(detect_entry, fetched=fetched["scratch-detect"], device=where, precision=run.precision)
         inpaint = load_entry(inpaint_entry, fetched=fetched["inpaint"], device=where, precision=run.precision, loader=load_lama)
         labels = (detect_entry.id if detector else "user mask", inpaint_entry.id)
+        if chosen.blend_faint:
+            notify("note", "--blend-faint acts on --model classical only: the learned detector's mask is filled outright")
         notify("detail", f"scratch-repair: device {where}; detector {labels[0]}, inpainting {inpaint_entry.id} in crops around the damage")
         return processor(chosen, inpaint_fn=inpaint, detector=detector, labels=labels)
 
