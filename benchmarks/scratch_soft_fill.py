@@ -1,5 +1,5 @@
-"""Scratch round 9: blend the fill in by how sure the detector is, instead of replacing outright
-(shipped as ``photofix.methods.scratch_blend``; this script compares weightings).
+"""Scratch rounds 9-10: blend the fill in by how sure the detector is, instead of replacing outright
+(shipped as ``photofix.methods.scratch_blend``, behind ``--blend-faint``; this script compares weightings).
 
 When a flagged pixel is damage the fill is the better estimate of the photo; when it is the
 photo's own detail the original is exact. With p the chance it is damage, the blend
@@ -27,19 +27,30 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_scratch_eval import (GENERATORS, HELD_OUT, JPEGS, load_photos, prepare, jpeg, psnr,  # noqa: E402
-                                with_faces)
+from bench_scratch_eval import (GENERATORS, HELD_OUT, JPEGS, jpeg, load_bopb, load_photos, prepare,  # noqa: E402
+                                psnr, with_faces)
 
 from photofix.methods.inpaint import inpaint_classical, inpaint_masked  # noqa: E402
-from photofix.methods.scratch import luminance, scratch_detection  # noqa: E402
+from photofix.methods.scratch import ScratchDetection, luminance, scratch_detection  # noqa: E402
 from photofix.methods.scratch_blend import fill_weights  # noqa: E402
 
 
-def weights(confidence: np.ndarray, mask: np.ndarray, spec: str) -> np.ndarray:
+def weights(found: ScratchDetection, mask: np.ndarray, spec: str) -> np.ndarray:
     """H x W weight of the fill for weighting ``kind:k:w0`` (``scratch_blend.fill_weights`` with
-    ``full_at`` k and ``floor`` w0, on each pixel's confidence or its piece's 90th percentile)."""
-    kind, k, w0 = spec.split(":")
-    if kind == "piece":
+    ``full_at`` k and ``floor`` w0) on: each pixel's confidence (``pixel``), its piece's 90th
+    percentile (``piece``), its contrast over a fixed reference R instead of the photo's threshold
+    (``abs:k:w0:R``, round 10), or its confidence with pieces at least L px long taken as sure
+    (``long:k:w0:L``, round 10)."""
+    kind, k, w0, *extra = spec.split(":")
+    confidence = found.confidence
+    if kind == "abs":
+        confidence = confidence * np.float32(found.threshold / float(extra[0]))
+    elif kind == "long":
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+        long_piece = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= float(extra[0])
+        long_piece[0] = False  # the background
+        confidence = np.where(long_piece[labels], np.float32(k), confidence)
+    elif kind == "piece":
         count, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
         flat = labels[mask]
         order = np.argsort(flat, kind="stable")
@@ -53,6 +64,21 @@ def weights(confidence: np.ndarray, mask: np.ndarray, spec: str) -> np.ndarray:
     return fill_weights(confidence, mask, full_at=float(k), floor=float(w0), reach=1)
 
 
+def real_scans(root: Path, specs: list[str]) -> None:
+    """Per weighting and scan: % of the flagged pixels that take at least 0.9 of the fill (a crack
+    left faintly visible shows as a low share)."""
+    scans, figure = load_bopb(root)
+    if figure is not None:
+        scans["figure"] = figure[0]
+    print("| weighting | " + " | ".join(scans) + " |")
+    print("|---|" + "---|" * len(scans))
+    found = {name: (with_faces(scan), scratch_detection(scan)) for name, scan in scans.items()}
+    for spec in specs:
+        cells = [f"{100 * (weights(det, mask, spec)[mask] >= 0.9).mean():.0f} %" for mask, det in found.values()]
+        print(f"| {spec} | " + " | ".join(cells) + " |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--generators", default=",".join(g for g in GENERATORS if g not in HELD_OUT))
@@ -60,8 +86,12 @@ def main() -> None:
     parser.add_argument("--extra-photos", type=Path)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--bopb", type=Path, help="also the real scans (bench_scratch_eval's --bopb): the share of "
+                        "flagged pixels each weighting gives at least 0.9 of the fill")
     args = parser.parse_args()
     specs = args.weightings.split(",")
+    if args.bopb:
+        real_scans(args.bopb, specs)
     photos = load_photos(args.extra_photos)
     rows = []
     for gen in args.generators.split(","):
@@ -75,10 +105,10 @@ def main() -> None:
             filled = inpaint_masked(damaged, mask, inpaint_classical).pixels if mask.any() else damaged
             before = psnr(damaged, clean)
             row = {"generator": gen, "photo": name, "hard": psnr(filled, clean) - before}
-            ratio = scratch_detection(damaged).confidence
+            found = scratch_detection(damaged)
             visible = (coverage >= 0.5) & (np.abs(luminance(damaged) - luminance(clean)) >= 0.1) & mask
             for spec in specs:
-                w = weights(ratio, mask, spec)[..., None]
+                w = weights(found, mask, spec)[..., None]
                 row[spec] = psnr(damaged + w * (filled - damaged), clean) - before
                 row[spec + " ghost"] = float((w[..., 0][visible] < 1).mean()) if visible.any() else float("nan")
                 row[spec + " left"] = float((1 - w[..., 0][visible]).mean()) if visible.any() else float("nan")

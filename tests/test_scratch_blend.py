@@ -18,7 +18,7 @@ from PIL import Image as PILImage
 from photofix.cli import app
 from photofix.errors import UsageError
 from photofix.methods.inpaint import inpaint_classical, inpaint_masked
-from photofix.methods.scratch import _DETECT_DEFAULTS, detect_scratches, scratch_detection
+from photofix.methods.scratch import _DETECT_DEFAULTS, detect_scratches, scratch_detection, scratch_score
 from photofix.methods.scratch_blend import fill_weights
 from tests.helpers import psnr
 from tests.test_scratch_generalise import arcs_and_flecks
@@ -62,6 +62,13 @@ def test_the_detection_with_confidence_flags_what_detect_scratches_flags() -> No
     assert defaults == _DETECT_DEFAULTS  # the two entry points cannot drift apart
     with pytest.raises(UsageError, match="dilate"):
         scratch_detection(damaged, dilate=2)
+    # confidence x threshold is the stroke's contrast, whichever threshold was used
+    score = scratch_score(damaged)
+    assert found.threshold >= 0.03  # the adaptive cut never goes below a visible contrast
+    np.testing.assert_allclose(found.confidence * found.threshold, score, rtol=1e-5, atol=1e-7)
+    given = scratch_detection(damaged, threshold=0.2)
+    assert given.threshold == 0.2 and given.mask.sum() < found.mask.sum()
+    np.testing.assert_allclose(given.confidence * 0.2, score, rtol=1e-5, atol=1e-7)
 
 
 def _fills(damaged: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -133,10 +133,12 @@ def detect_scratches(
 @dataclass(frozen=True)
 class ScratchDetection:
     """``mask``: what ``detect_scratches`` flags (not grown). ``confidence``: H x W float32, each
-    pixel's score over the low threshold (1 at the threshold; higher stands out more)."""
+    pixel's score over the low threshold (1 at the threshold; higher stands out more).
+    ``threshold``: that low threshold, in luminance (``confidence * threshold`` is the contrast)."""
 
     mask: np.ndarray
     confidence: np.ndarray
+    threshold: float
 
 
 def scratch_detection(pixels: np.ndarray, **options: Any) -> ScratchDetection:
@@ -161,7 +163,7 @@ def _detect(y: np.ndarray, sensitivity: float, threshold: float | None, max_widt
     if not keep_along_edges:
         mask = drop_along_edges(mask, y)
     score /= np.float32(max(low, 1e-6))  # an absolute threshold of 0 flags everything: keep it finite
-    return ScratchDetection(mask, score)
+    return ScratchDetection(mask, score, low)
 
 
 def threshold_probability(prob: np.ndarray, threshold: float = 0.4) -> np.ndarray:
