@@ -35,7 +35,7 @@ from photofix.methods.scratch import ScratchDetection, luminance, scratch_detect
 from photofix.methods.scratch_blend import fill_weights  # noqa: E402
 
 
-def weights(found: ScratchDetection, mask: np.ndarray, spec: str) -> np.ndarray:
+def weights(found: ScratchDetection, mask: np.ndarray, spec: str, reach: int = 1) -> np.ndarray:
     """H x W weight of the fill for weighting ``kind:k:w0`` (``scratch_blend.fill_weights`` with
     ``full_at`` k and ``floor`` w0) on: each pixel's confidence (``pixel``), its piece's 90th
     percentile (``piece``), its contrast over a fixed reference R instead of the photo's threshold
@@ -61,7 +61,7 @@ def weights(found: ScratchDetection, mask: np.ndarray, spec: str) -> np.ndarray:
         confidence[mask] = per_piece[flat - 1]
     elif kind != "pixel":
         raise SystemExit(f"unknown weighting {spec}")
-    return fill_weights(confidence, mask, full_at=float(k), floor=float(w0), reach=1)
+    return fill_weights(confidence, mask, full_at=float(k), floor=float(w0), reach=reach)
 
 
 def real_scans(root: Path, specs: list[str]) -> None:
@@ -86,6 +86,8 @@ def main() -> None:
     parser.add_argument("--extra-photos", type=Path)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--feather", type=int, default=1,
+                        help="px of half-filled rim around the mask (inpaint_masked; 1 before round 10); weights reach as far")
     parser.add_argument("--bopb", type=Path, help="also the real scans (bench_scratch_eval's --bopb): the share of "
                         "flagged pixels each weighting gives at least 0.9 of the fill")
     args = parser.parse_args()
@@ -102,13 +104,13 @@ def main() -> None:
             damaged, coverage = GENERATORS[gen](clean, rng)
             damaged = jpeg(damaged, JPEGS[(k // 3) % 3])
             mask = with_faces(damaged)
-            filled = inpaint_masked(damaged, mask, inpaint_classical).pixels if mask.any() else damaged
+            filled = inpaint_masked(damaged, mask, inpaint_classical, feather=args.feather).pixels if mask.any() else damaged
             before = psnr(damaged, clean)
             row = {"generator": gen, "photo": name, "hard": psnr(filled, clean) - before}
             found = scratch_detection(damaged)
             visible = (coverage >= 0.5) & (np.abs(luminance(damaged) - luminance(clean)) >= 0.1) & mask
             for spec in specs:
-                w = weights(found, mask, spec)[..., None]
+                w = weights(found, mask, spec, args.feather)[..., None]
                 row[spec] = psnr(damaged + w * (filled - damaged), clean) - before
                 row[spec + " ghost"] = float((w[..., 0][visible] < 1).mean()) if visible.any() else float("nan")
                 row[spec + " left"] = float((1 - w[..., 0][visible]).mean()) if visible.any() else float("nan")
