@@ -49,3 +49,27 @@ def test_image_bytes_are_refused_on_a_terminal(tmp_path: Path) -> None:
     piped = subprocess.run([sys.executable, "-m", "photofix", "scratch-repair", str(source), "-", "--model", "classical"],
                            capture_output=True, timeout=300, env={**os.environ, "PHOTOFIX_HOME": str(tmp_path / "home")})
     assert piped.returncode == 0 and piped.stdout.startswith(b"\x89PNG")  # a pipe still gets the image
+
+
+def test_help_paragraphs_wrap_at_the_terminal_not_where_the_source_broke_its_lines() -> None:
+    import re
+
+    import typer
+
+    from photofix.cli.options import flowed
+
+    assert flowed("""First line.
+
+        A paragraph wrapped
+        in the source.
+
+        Examples: a   ·   b""") == "First line.\n\nA paragraph wrapped in the source.\n\nExamples: a   ·   b"
+    commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    shown_commands = [commands[name] for name in TASKS] + list(commands["models"].commands.values())
+    for command in shown_commands:
+        assert command.help, command.name
+        assert re.search(r"(?<!\n)\n(?!\n)", command.help) is None, command.name  # only blank lines between paragraphs
+    # at 80 columns a sentence the source split across lines reads on one screen line
+    shown = runner.invoke(app, ["scratch-repair", "--help"], env={"COLUMNS": "80"}).output
+    assert "downloads about 660 MB once" in " ".join(shown.split())
+    assert not any(line.rstrip().endswith("downloads") for line in shown.splitlines())

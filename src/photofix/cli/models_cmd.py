@@ -13,6 +13,7 @@ from rich.table import Table
 
 from photofix.errors import EXIT_OK, EXIT_WEIGHTS, UsageError, WeightsError
 from photofix.store import ModelEntry
+from photofix.cli.options import flowed
 from photofix.cli.render import Reporter, make_console, reported_errors
 
 models_app = typer.Typer(no_args_is_help=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -260,3 +261,9 @@ def forget(ids: IdsArg) -> None:
             else:
                 reporter.info(f"{entry.id}: nothing cached or recorded")
 
+
+
+# --help wraps each docstring paragraph at the terminal's width, not where the source broke it
+for _info in models_app.registered_commands:
+    if _info.help is None and _info.callback is not None and _info.callback.__doc__:
+        _info.help = flowed(_info.callback.__doc__)

@@ -332,9 +332,19 @@ def task_command(app: typer.Typer, name: str, help_text: str) -> Callable[[Calla
         command.__doc__ = fn.__doc__
         command.__name__ = fn.__name__
         # The one-line summary lists the command; --help adds the docstring (how it works, examples).
-        body = inspect.cleandoc(fn.__doc__ or "")
+        body = flowed(fn.__doc__ or "")
         # --help shows the docstring alone: its first line already says what the listing's summary says
         app.command(name, help=body or help_text, short_help=help_text, no_args_is_help=True)(command)
         return fn
 
     return decorator
+
+
+def flowed(doc: str) -> str:
+    """A docstring as --help shows it: paragraphs (blank-line separated) each joined into one line.
+
+    Rich keeps a paragraph's own line breaks, so source-wrapped text would break mid-sentence
+    at the terminal's width (``downloads`` / ``about 660 MB``); joined, it wraps once, cleanly.
+    """
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines() if line.strip()) for p in paragraphs if p.strip())
