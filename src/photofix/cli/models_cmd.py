@@ -262,7 +262,6 @@ def forget(ids: IdsArg) -> None:
                 reporter.info(f"{entry.id}: nothing cached or recorded")
 
 
-
 # --help wraps each docstring paragraph at the terminal's width, not where the source broke it
 for _info in models_app.registered_commands:
     if _info.help is None and _info.callback is not None and _info.callback.__doc__:
