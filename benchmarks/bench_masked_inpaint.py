@@ -4,11 +4,12 @@ Prints figures, never asserts them (the machine may be shared and noisy). For th
 (random gentle curves 300-800 px long, 2-3 px wide, the same set whatever the image size)
 on a real photo mirror-tiled to 6 MP and 24 MP, it times ``inpaint_masked`` with
 
-* the classical inpainter (``inpaint_classical``, Telea) for 5, 20 and 80 scratches, and
+* the classical inpainter (``inpaint_classical``; ``--fill biharmonic``, the default, or
+  ``telea``) for 5, 20 and 80 scratches, and
 * a randomly initialised big-LaMa (51 M parameters, loaded through ``load_lama`` from a
   temporary checkpoint) for 5 and 20 scratches on 24 MP (``--lama-scratches`` to change),
 
-and compares each with one whole-image pass: Telea over the whole 6 MP / 24 MP image, and
+and compares each with one whole-image pass: the classical fill over the whole 6 MP / 24 MP image, and
 LaMa over a whole 1 MP image (a 24 MP LaMa pass would need tens of GB; its time is
 extrapolated from the 1 MP one). Peak memory is the process's peak RSS (VmHWM, reset through
 /proc/self/clear_refs before each case) minus its RSS before the case; the output image copy
@@ -113,9 +114,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads for LaMa (default 1)")
     parser.add_argument("--no-lama", action="store_true", help="classical inpainter only")
     parser.add_argument("--lama-scratches", type=int, nargs="+", default=[5, 20])
+    parser.add_argument("--fill", default="biharmonic", choices=("biharmonic", "telea"),
+                        help="the classical method (biharmonic, the default since round 10 of SCRATCH_EVAL; telea before)")
     args = parser.parse_args()
 
+    from functools import partial
+
     from photofix.methods.inpaint import inpaint_classical, inpaint_masked
+
+    classical = partial(inpaint_classical, method=args.fill)
+    label = args.fill.capitalize()
 
     rows: list[str] = []
     for size, (height, width) in SIZES.items():
@@ -123,11 +131,11 @@ def main() -> None:
         output_mib = image.nbytes / MIB
         for count in (5, 20, 80):
             mask = scratch_mask(height, width, count)
-            seconds, peak, result = measure(lambda: inpaint_masked(image, mask, inpaint_classical))
-            row(rows, "Telea, masked crops", size, count, seconds, peak, output_mib, result.stats)
+            seconds, peak, result = measure(lambda: inpaint_masked(image, mask, classical))
+            row(rows, f"{label}, masked crops", size, count, seconds, peak, output_mib, result.stats)
         mask = scratch_mask(height, width, 20)
-        seconds, peak, _ = measure(lambda: inpaint_classical(image, mask))
-        row(rows, "Telea, whole image", size, 20, seconds, peak, output_mib)
+        seconds, peak, _ = measure(lambda: classical(image, mask))
+        row(rows, f"{label}, whole image", size, 20, seconds, peak, output_mib)
         del image
 
     if not args.no_lama:

@@ -6,7 +6,7 @@ photo's own detail the original is exact. With p the chance it is damage, the bl
 ``p * fill + (1 - p) * original`` has the least expected squared error. The detector's score
 over its threshold stands in for p: the weight rises linearly from ``w0`` at the threshold to 1
 at ``k`` times it, per pixel (``pixel``) or per connected piece from its 90th-percentile score
-(``piece``). The mask is the CLI's classical path's, unchanged; so is the fill (Telea, as the
+(``piece``). The mask is the CLI's classical path's, unchanged; so is the fill (``--fill``, as the
 evaluation's). One detection and one fill per photo; every weighting is derived from them.
 
     python benchmarks/scratch_soft_fill.py --generators straight,curved --weightings pixel:2:0.3,piece:3:0.6
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -86,6 +87,8 @@ def main() -> None:
     parser.add_argument("--extra-photos", type=Path)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--fill", default="biharmonic", choices=("biharmonic", "telea", "ns"),
+                        help="inpaint_classical's method (rounds 9-10's figures: telea, the fill then)")
     parser.add_argument("--feather", type=int, default=1,
                         help="px of half-filled rim around the mask (inpaint_masked; 1 before round 10); weights reach as far")
     parser.add_argument("--bopb", type=Path, help="also the real scans (bench_scratch_eval's --bopb): the share of "
@@ -104,7 +107,8 @@ def main() -> None:
             damaged, coverage = GENERATORS[gen](clean, rng)
             damaged = jpeg(damaged, JPEGS[(k // 3) % 3])
             mask = with_faces(damaged)
-            filled = inpaint_masked(damaged, mask, inpaint_classical, feather=args.feather).pixels if mask.any() else damaged
+            fill = partial(inpaint_classical, method=args.fill)
+            filled = inpaint_masked(damaged, mask, fill, feather=args.feather).pixels if mask.any() else damaged
             before = psnr(damaged, clean)
             row = {"generator": gen, "photo": name, "hard": psnr(filled, clean) - before}
             found = scratch_detection(damaged)

@@ -76,7 +76,7 @@ def cascade() -> CascadeDetector:
 
 
 def _classical(pixels: np.ndarray, detector: CascadeDetector) -> tuple[np.ndarray, np.ndarray]:
-    """(mask, repaired) as the CLI's classical path makes them: detect, keep face features out, Telea."""
+    """(mask, repaired) as the CLI's classical path makes them: detect, keep face features out, fill."""
     mask, _ = protect_face_features(detect_scratches(pixels), faces_for_protection(pixels, detector))
     return mask, inpaint_masked(pixels, mask, inpaint_classical).pixels
 
