@@ -927,19 +927,6 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 10 * np.log10(1 / max(mse, 1e-12))
 
 
-def fill_function(fill: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """The inpaint function ``--fill`` names: OpenCV's ``telea`` or ``ns``, or scikit-image's ``biharmonic``."""
-    if fill != "biharmonic":
-        return partial(inpaint_classical, method=fill)
-    from skimage.restoration import inpaint_biharmonic
-
-    def biharmonic(crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
-        filled = inpaint_biharmonic(crop, hole, channel_axis=-1).astype(np.float32)
-        return np.where(hole[..., None], np.clip(filled, 0, 1), crop)
-
-    return biharmonic
-
-
 def score(mask: np.ndarray, damaged: np.ndarray, clean: np.ndarray, coverage: np.ndarray, dilate: int,
           feather: int = 1, fill: str = "biharmonic") -> dict:
     visible = (coverage >= 0.5) & (np.abs(luminance(damaged) - luminance(clean)) >= VISIBLE)
@@ -948,7 +935,7 @@ def score(mask: np.ndarray, damaged: np.ndarray, clean: np.ndarray, coverage: np
     precision = float(near[mask].mean()) if mask.any() else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
     grown = dilate_mask(mask, dilate)
-    fill_fn = fill_function(fill)
+    fill_fn = partial(inpaint_classical, method=fill)
     repaired = inpaint_masked(damaged, grown, fill_fn, feather=feather).pixels if grown.any() else damaged
     return {"precision": precision, "recall": recall, "f1": f1, "gain": psnr(repaired, clean) - psnr(damaged, clean),
             "masked": float(grown.mean())}
@@ -1222,15 +1209,16 @@ def main() -> None:
 
     if args.bopb is not None:
         scans, figure = load_bopb(args.bopb)
+        every = {**scans, **({"figure": figure[0]} if figure is not None else {})}
+        masks = {name: {det: fn(scan) for det, fn in detectors.items()} for name, scan in every.items()}  # detected once
         print("\n## Real scratched scans (Bringing Old Photos Back to Life test images)\n")
         print("| scan | " + " | ".join(detectors) + " |")
         print("|---|" + "---|" * len(detectors))
         if figure is not None:
-            scan, reference = figure
+            reference = figure[1]
+            near = cv2.dilate(reference.view(np.uint8), np.ones((5, 5), np.uint8)) > 0
             cells = []
-            for det, fn in detectors.items():
-                mask = fn(scan)
-                near = cv2.dilate(reference.view(np.uint8), np.ones((5, 5), np.uint8)) > 0
+            for mask in masks["figure"].values():
                 found = cv2.dilate(mask.view(np.uint8), np.ones((5, 5), np.uint8)) > 0
                 p = float(near[mask].mean()) if mask.any() else 1.0
                 r = float(found[reference].mean())
@@ -1238,20 +1226,20 @@ def main() -> None:
             print("| README figure vs its UNet mask (2 px tolerance) | " + " | ".join(cells) + " |")
         for name, scan in scans.items():
             print(f"| old_w_scratch/{name} ({scan.shape[1]}x{scan.shape[0]}) flagged | "
-                  + " | ".join(f"{100 * fn(scan).mean():.2f} %" for fn in detectors.values()) + " |")
-        every = {**scans, **({"figure": figure[0]} if figure is not None else {})}
+                  + " | ".join(f"{100 * mask.mean():.2f} %" for mask in masks[name].values()) + " |")
         print(f"\nThin structure left after the repair ({args.fill}, {args.feather} px feather): mean `scratch_score` over "
               "each detector's mask grown by 2 px, after / before (a rim the fill left shows as a higher share)\n")
         print("| scan | " + " | ".join(detectors) + " |")
         print("|---|" + "---|" * len(detectors))
+        fill = partial(inpaint_classical, method=args.fill)
         for name, scan in every.items():
+            score_before = scratch_score(scan)
             cells = []
-            for fn in detectors.values():
-                mask = dilate_mask(fn(scan), args.dilate)
-                repaired = inpaint_masked(scan, mask, fill_function(args.fill),
-                                          feather=args.feather).pixels if mask.any() else scan
+            for found in masks[name].values():
+                mask = dilate_mask(found, args.dilate)
+                repaired = inpaint_masked(scan, mask, fill, feather=args.feather).pixels if mask.any() else scan
                 around = dilate_mask(mask, 2)
-                before, after = scratch_score(scan)[around].mean(), scratch_score(repaired)[around].mean()
+                before, after = score_before[around].mean(), scratch_score(repaired)[around].mean()
                 cells.append(f"{after:.4f} / {before:.4f} ({100 * after / max(before, 1e-9):.0f} %)")
             print(f"| {name} | " + " | ".join(cells) + " |")
     if args.json is not None:
